@@ -1,0 +1,44 @@
+# Set-up and everyday commands. `make train` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch where no CUDA GPU is present; a GPU machine gets the CUDA
+# build that the package's torch range pulls from the index.
+CPU_TORCH := torch==2.13.0
+ARGS ?=
+
+.PHONY: install install-dev train test test-all bench clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then \
+		echo "no CUDA GPU found: installing the CPU build $(CPU_TORCH)"; \
+		$(PY) -m pip install --quiet $(CPU_TORCH); \
+	fi
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## Train the default config (the notebook's Adam run); pass overrides with ARGS="optimizer=sgd".
+train: install
+	$(PY) train.py $(ARGS)
+
+## The quick test suite (slow tests are marked and skipped).
+test: install-dev
+	$(PY) -m pytest $(ARGS)
+
+## Every test, slow ones included.
+test-all: install-dev
+	$(PY) -m pytest -m "" $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

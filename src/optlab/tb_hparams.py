@@ -1,0 +1,63 @@
+"""Fill TensorBoard's HParams dashboard with each run's settings and its real metrics.
+
+Lightning's default writes an ``hp_metric`` of -1 and, per run, a full "experiment"
+summary; TensorBoard then shows only the first run's hyper-parameter columns. Writing
+just the session start/end summaries lets TensorBoard build the table from every run
+(an SGD run's ``momentum`` next to an Adam run's ``betas``) and read each metric from
+the run's own scalar tags, so the table shows what the charts show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+Scalar = bool | int | float | str
+
+
+def run_hparams(cfg: DictConfig, optimizer_name: str) -> dict[str, Scalar]:
+    """The settings that tell runs apart, flattened to scalars HParams can display."""
+    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    assert isinstance(optimizer, dict)
+    values: dict[str, Any] = {"optimizer": optimizer_name, "seed": cfg.seed}
+    values.update(
+        {f"optimizer/{key}": value for key, value in optimizer.items() if not key.startswith("_")}
+    )
+    values["data/batch_size"] = cfg.data.batch_size
+    values["model/hidden_sizes"] = OmegaConf.to_container(cfg.model.hidden_sizes)
+    values["trainer/max_epochs"] = cfg.trainer.max_epochs
+    return {key: _scalar(value) for key, value in values.items()}
+
+
+def _scalar(value: Any) -> Scalar:
+    if isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Sequence | Mapping):
+        return str(value)
+    return repr(value)
+
+
+class HParamsSession(Callback):
+    """Record one HParams session per TensorBoard run; metric values come from its scalars."""
+
+    def __init__(self, hparams: Mapping[str, Scalar], metric_tags: Sequence[str]) -> None:
+        self.hparams = dict(hparams)
+        self.metric_tags = list(metric_tags)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        _, session_start, session_end = hparams_summaries(
+            self.hparams, {tag: 0.0 for tag in self.metric_tags}
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                writer = logger.experiment._get_file_writer()
+                writer.add_summary(session_start)
+                writer.add_summary(session_end)

@@ -1,0 +1,15 @@
+"""Train one run, or a sweep with -m: ``python train.py [-m] [key=value ...]``."""
+
+import hydra
+from omegaconf import DictConfig
+
+from optlab.train import train
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
