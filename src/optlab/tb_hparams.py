@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-Scalar = bool | int | float | str
+Scalar = int | float | str
 
 
 def run_hparams(cfg: DictConfig, optimizer_name: str) -> dict[str, Scalar]:
@@ -36,7 +36,9 @@ def run_hparams(cfg: DictConfig, optimizer_name: str) -> dict[str, Scalar]:
 
 
 def _scalar(value: Any) -> Scalar:
-    if isinstance(value, bool | int | float | str):
+    if isinstance(value, bool):  # torch's summary would store a bool as the number 1.0
+        return str(value).lower()
+    if isinstance(value, int | float | str):
         return value
     if isinstance(value, Sequence | Mapping):
         return str(value)

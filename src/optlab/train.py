@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from optlab import resolvers  # noqa: F401  (registers the resolvers the configs use)
@@ -43,8 +44,26 @@ def optimizer_name(cfg: DictConfig) -> str:
     return cfg.optimizer._target_.rsplit(".", 1)[-1].lower()
 
 
+class OutputDirInUse(RuntimeError):
+    """The run's output directory already holds another run's results."""
+
+
+def ensure_fresh_output_dir(output_dir: Path) -> None:
+    """Refuse to add a second event file or overwrite checkpoints in an earlier run's directory."""
+    if rank_zero_only.rank != 0:  # DDP's extra ranks share rank 0's directory by design
+        return
+    earlier = sorted(output_dir.glob("events.out.tfevents.*")) + sorted(output_dir.glob("checkpoints/*.ckpt"))
+    if earlier:
+        raise OutputDirInUse(
+            f"output directory {output_dir} already holds an earlier run ({earlier[0].name}); "
+            "pick a new hydra.run.dir (to continue that run, pass ckpt_path=.../last.ckpt instead)"
+        )
+
+
 def train(cfg: DictConfig) -> float:
     """Fit the model on the training rows, test it on the held-out rows, return ``cfg.optimized_metric``."""
+    output_dir = Path(cfg.paths.output_dir)
+    ensure_fresh_output_dir(output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
@@ -66,10 +85,11 @@ def train(cfg: DictConfig) -> float:
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-    log.info(
-        "test accuracy %.4f, test loss %.6f, outputs in %s",
-        metrics["test/acc"],
-        metrics["test/loss"],
-        Path(cfg.paths.output_dir).resolve(),
-    )
+    if trainer.is_global_zero:
+        log.info(
+            "test accuracy %.4f, test loss %.6f, outputs in %s",
+            metrics["test/acc"],
+            metrics["test/loss"],
+            output_dir.resolve(),
+        )
     return metrics[cfg.optimized_metric]

@@ -1,0 +1,62 @@
+"""Shared helpers: compose the real configs, run the real train.py, read real event files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs"
+
+
+def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``train.py`` would get, with outputs pointed at ``output_dir``."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={output_dir}",
+                f"paths.log_dir={output_dir}",
+                "callbacks.progress_bar=null",
+                "trainer.enable_model_summary=false",
+                *overrides,
+            ],
+        )
+
+
+def run_train(args: Sequence[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python train.py ARGS`` in ``cwd``, as a user would run it."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)  # users see Hydra's short errors, so do the tests
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series in the event files of one run directory (not its subfolders)."""
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {
+        tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
+        for tag in accumulator.Tags()["scalars"]
+    }
+
+
+@pytest.fixture
+def quick_run_args() -> list[str]:
+    """Overrides that keep a subprocess run short and its output quiet."""
+    return ["trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false"]

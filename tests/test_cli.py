@@ -1,0 +1,153 @@
+"""``python train.py`` as a user runs it: real subprocesses, real Hydra multirun, real event files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import read_scalars, run_train
+from notebook_reference import notebook_losses
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+REQUIRED_TAGS = {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc"}
+
+
+def only_child(directory: Path) -> Path:
+    children = list(directory.iterdir())
+    assert len(children) == 1, children
+    return children[0]
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted((d for d in sweep_dir.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+
+
+def job_overrides(job_dir: Path) -> tuple[int, dict[str, str]]:
+    """``2_optimizer=sgd,seed=1`` -> (2, {"optimizer": "sgd", "seed": "1"})."""
+    number, _, overrides = job_dir.name.partition("_")
+    return int(number), dict(item.split("=", 1) for item in overrides.split(","))
+
+
+def hparams_session(run_dir: Path) -> dict[str, object]:
+    """The hyper-parameters TensorBoard's HParams tab shows for this run."""
+    accumulator = EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+    start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+    assert hparams_metadata.EXPERIMENT_TAG not in content  # TensorBoard builds the table from all runs
+    return {key: getattr(value, value.WhichOneof("kind")) for key, value in start.hparams.items()}
+
+
+def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path, quick_run_args: list[str]) -> None:
+    result = run_train(["optimizer=rmsprop", *quick_run_args], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["logs"]  # nothing lands in the working directory
+    run_dir = only_child(tmp_path / "logs" / "runs")
+    assert "optimizer=rmsprop" in run_dir.name
+    for expected in ("checkpoints/last.ckpt", ".hydra/config.yaml", "train.log"):
+        assert (run_dir / expected).is_file(), expected
+
+    scalars = read_scalars(run_dir)
+    assert REQUIRED_TAGS <= scalars.keys()
+    assert "hp_metric" not in scalars
+    assert len(scalars["train/loss_epoch"]) == 2 and len(scalars["val/acc"]) == 2
+    assert [step for step, _ in scalars["train/loss_step"]] == list(range(500))
+    # The epoch loss is the mean of that epoch's step losses.
+    first_epoch = [value for _, value in scalars["train/loss_step"][:250]]
+    assert scalars["train/loss_epoch"][0][1] == pytest.approx(sum(first_epoch) / 250, rel=1e-5)
+    # RMSprop with the notebook's arguments, checked against the plain loop.
+    assert scalars["train/loss_epoch"][0][1] * 4000 == pytest.approx(notebook_losses("rmsprop", 1)[0], rel=1e-3)
+
+    hparams = hparams_session(run_dir)
+    assert hparams["optimizer"] == "rmsprop"
+    assert hparams["optimizer/alpha"] == pytest.approx(0.9) and hparams["optimizer/centered"] == "true"
+    assert hparams["data/batch_size"] == 16 and hparams["seed"] == 2020
+    assert hparams["model/hidden_sizes"] == "[256, 1024]"
+
+    test_acc = scalars["test/acc"][-1][1]
+    assert f"test accuracy {test_acc:.4f}" in result.stderr + result.stdout
+
+
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-m", "optimizer=adam,sgd,rmsprop"], ["experiment=optimizer_comparison"]],
+    ids=["multirun", "named-experiment"],
+)
+def test_three_optimizer_sweep_runs_three_jobs(tmp_path: Path, args: list[str]) -> None:
+    result = run_train([*args, "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = only_child(tmp_path / "logs" / "multiruns")
+    jobs = job_dirs(sweep_dir)
+    assert [job_overrides(job) for job in jobs] == [
+        (number, {"optimizer": optimizer, "trainer.max_epochs": "1", "callbacks.progress_bar.refresh_rate": "0"})
+        for number, optimizer in enumerate(["adam", "sgd", "rmsprop"])
+    ]
+    for job in jobs:
+        optimizer = job_overrides(job)[1]["optimizer"]
+        loss = read_scalars(job)["train/loss_epoch"][0][1] * 4000
+        assert loss == pytest.approx(notebook_losses(optimizer, 1)[0], rel=1e-3), job.name
+        assert hparams_session(job)["optimizer"] == optimizer
+
+
+def test_sweeping_two_keys_and_rerunning_never_shares_a_directory(tmp_path: Path) -> None:
+    args = ["-m", "optimizer=adam,sgd", "seed=1,2", "trainer.max_epochs=1", "data.n_samples=400"]
+    for _ in range(2):
+        result = run_train(args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    sweeps = sorted((tmp_path / "logs" / "multiruns").iterdir())
+    assert len(sweeps) == 2
+    for sweep_dir in sweeps:
+        jobs = job_dirs(sweep_dir)
+        assert [job.name for job in jobs] == [
+            "0_data.n_samples=400,optimizer=adam,seed=1,trainer.max_epochs=1",
+            "1_data.n_samples=400,optimizer=adam,seed=2,trainer.max_epochs=1",
+            "2_data.n_samples=400,optimizer=sgd,seed=1,trainer.max_epochs=1",
+            "3_data.n_samples=400,optimizer=sgd,seed=2,trainer.max_epochs=1",
+        ]
+        for job in jobs:
+            # One run's points only: 20 steps of 16 rows (320 training rows), logged once.
+            assert len(read_scalars(job)["train/loss_step"]) == 20
+    # Different seeds give different initial weights, so different losses.
+    adam_seed_1, adam_seed_2 = (read_scalars(job)["train/loss_epoch"][0][1] for job in job_dirs(sweeps[0])[:2])
+    assert adam_seed_1 != adam_seed_2
+
+
+def test_reusing_a_run_directory_is_refused(tmp_path: Path, quick_run_args: list[str]) -> None:
+    args = [f"hydra.run.dir={tmp_path / 'run'}", "trainer.max_epochs=1", "data.n_samples=200"]
+    assert run_train(args, cwd=tmp_path).returncode == 0
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    result = run_train(args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "already holds an earlier run" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+
+
+def test_unknown_optimizer_lists_the_available_ones(tmp_path: Path) -> None:
+    result = run_train(["optimizer=nonexistent"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Could not find 'optimizer/nonexistent'" in result.stderr
+    assert "Available options in 'optimizer'" in result.stderr
+    for name in ("adam", "adamw", "rmsprop", "sgd"):
+        assert f"\t{name}\n" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ddp_on_cpu_trains_with_two_processes_and_one_set_of_logs(tmp_path: Path) -> None:
+    result = run_train(
+        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
+         "callbacks.progress_bar.refresh_rate=0"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == ["logs"]
+    run_dir = only_child(tmp_path / "logs" / "runs")
+    # Each of the two ranks trains on half of the 250 batches.
+    scalars = read_scalars(run_dir)
+    assert len(scalars["train/loss_step"]) == 125
+    assert REQUIRED_TAGS <= scalars.keys()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert len(list(run_dir.glob(".hydra/config.yaml"))) == 1
+    assert "GLOO" in result.stderr.upper() or "gloo" in result.stdout

@@ -1,0 +1,50 @@
+"""The default run is the notebook: same data, model, seed and batch order, same losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import compose_config, read_scalars
+from notebook_reference import NOTEBOOK_ADAM_LOSSES, notebook_losses
+
+from optlab.train import train
+
+N_TRAIN = 4000  # epoch mean loss * 4000 == the notebook's sum of loss * 16 over 250 batches
+
+
+def assert_close_to_notebook(ours: list[float], expected: list[float]) -> None:
+    """1e-3 relative, or 2e-4 absolute for the smallest values (the notebook prints 4 decimals)."""
+    assert len(ours) >= len(expected)
+    for epoch, (value, target) in enumerate(zip(ours, expected), start=1):
+        assert abs(value - target) <= max(1e-3 * abs(target), 2e-4), (
+            f"epoch {epoch}: {value:.6f} vs {target:.6f}"
+        )
+
+
+@pytest.fixture(scope="module")
+def lightning_epoch_sums(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[float]]:
+    """Train each notebook optimizer through the template and read its epoch losses back from TensorBoard."""
+    sums = {}
+    for optimizer in ("adam", "sgd", "rmsprop"):
+        run_dir: Path = tmp_path_factory.mktemp(optimizer)
+        train(compose_config(run_dir, [f"optimizer={optimizer}"]))
+        epoch_means = [value for _, value in read_scalars(run_dir)["train/loss_epoch"]]
+        sums[optimizer] = [mean * N_TRAIN for mean in epoch_means]
+    return sums
+
+
+def test_reference_loop_reproduces_the_notebook_printout() -> None:
+    assert_close_to_notebook(notebook_losses("adam", num_epochs=8), NOTEBOOK_ADAM_LOSSES)
+
+
+def test_default_run_reproduces_the_notebook_adam_losses(lightning_epoch_sums: dict[str, list[float]]) -> None:
+    assert len(lightning_epoch_sums["adam"]) == 10
+    assert_close_to_notebook(lightning_epoch_sums["adam"], NOTEBOOK_ADAM_LOSSES)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_lightning_matches_the_plain_loop_epoch_by_epoch(
+    optimizer: str, lightning_epoch_sums: dict[str, list[float]]
+) -> None:
+    assert_close_to_notebook(lightning_epoch_sums[optimizer], notebook_losses(optimizer))
