@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from optlab import resolvers  # noqa: F401  (registers the resolvers the configs use)
+from optlab.results import RunResult, last_line, write_result
 from optlab.tb_hparams import HParamsSession, run_hparams
 
 log = logging.getLogger(__name__)
@@ -61,9 +63,25 @@ def ensure_fresh_output_dir(output_dir: Path) -> None:
 
 
 def train(cfg: DictConfig) -> float:
-    """Fit the model on the training rows, test it on the held-out rows, return ``cfg.optimized_metric``."""
+    """Fit the model on the training rows, test it on the held-out rows, return ``cfg.optimized_metric``.
+
+    The outcome, failed or not, is written to ``result.json`` in the run directory for the
+    sweep report.
+    """
     output_dir = Path(cfg.paths.output_dir)
     ensure_fresh_output_dir(output_dir)
+    try:
+        result = fit_and_test(cfg, output_dir)
+    except Exception as error:
+        if rank_zero_only.rank == 0:
+            write_result(output_dir, RunResult(status="failed", error=last_line(error)))
+        raise
+    if rank_zero_only.rank == 0:
+        write_result(output_dir, result)
+    return result.metrics[cfg.optimized_metric]
+
+
+def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
@@ -81,7 +99,9 @@ def train(cfg: DictConfig) -> float:
     loggers: list[Logger] = instantiate_group(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
+    started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - started
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
@@ -92,4 +112,4 @@ def train(cfg: DictConfig) -> float:
             metrics["test/loss"],
             output_dir.resolve(),
         )
-    return metrics[cfg.optimized_metric]
+    return RunResult(status="ok", metrics=metrics, fit_seconds=fit_seconds, steps=trainer.global_step)

@@ -1,0 +1,51 @@
+"""Each run's outcome on disk (``result.json``), so a sweep report needs nothing but files.
+
+A job that finishes writes ``status: ok`` with its metrics and timings; one that raises
+writes ``status: failed`` with the error's last line. A job killed outright writes
+nothing, which the report also treats as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunResult:
+    status: str  # "ok" or "failed"
+    error: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float | None = None
+    steps: int | None = None
+
+    @property
+    def steps_per_second(self) -> float | None:
+        if not self.steps or not self.fit_seconds:
+            return None
+        return self.steps / self.fit_seconds
+
+
+def write_result(output_dir: Path, result: RunResult) -> None:
+    """Write atomically: a report reading the sweep meanwhile never sees half a file."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    temporary = output_dir / f".{RESULT_FILE}.tmp"
+    temporary.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    os.replace(temporary, output_dir / RESULT_FILE)
+
+
+def read_result(run_dir: Path) -> RunResult | None:
+    path = run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    return RunResult(**json.loads(path.read_text()))
+
+
+def last_line(error: BaseException) -> str:
+    """``ValueError: lr must be positive`` for the table; the full trace stays in the log."""
+    message = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {message[-1] if message else ''}".rstrip(": ")
