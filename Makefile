@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CPU_TORCH := torch==2.13.0
 ARGS ?=
 
-.PHONY: install install-dev train test test-all bench clean-venv
+.PHONY: install install-dev train test test-all report readme-comparison clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ test: install-dev
 ## Every test, slow ones included.
 test-all: install-dev
 	$(PY) -m pytest -m "" $(ARGS)
+
+## Rebuild a sweep's report: make report SWEEP=logs/multiruns/<date>_<time>
+report: install
+	$(PY) -m optlab.report $(SWEEP)
+
+## Re-run the notebook's three-optimizer comparison and refresh the README's figure and table.
+README_SWEEP := logs/multiruns/readme_$(shell date +%Y-%m-%d_%H-%M-%S)
+readme-comparison: install
+	$(PY) train.py experiment=optimizer_comparison hydra.sweep.dir=$(README_SWEEP) callbacks.progress_bar.refresh_rate=0
+	$(PY) scripts/refresh_readme_comparison.py $(README_SWEEP)
 
 clean-venv:
 	rm -rf $(VENV)

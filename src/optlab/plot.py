@@ -37,7 +37,7 @@ def series(group: Group, tag: str) -> np.ndarray:
 
 def spans_decades(values: np.ndarray) -> bool:
     positive = values[np.isfinite(values) & (values > 0)]
-    return positive.size > 1 and positive.max() / positive.min() > 100
+    return bool(positive.size > 1 and positive.max() / positive.min() > 100)
 
 
 def draw_panel(

@@ -1,0 +1,137 @@
+"""The sweep report: real sweeps read back, seed groups, failed jobs, the PNG."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import read_scalars, run_train
+from torch.utils.tensorboard import SummaryWriter
+
+from optlab.report import build_report
+from optlab.results import RunResult, write_result
+
+QUICK = ["trainer.max_epochs=2", "data.n_samples=400", "callbacks.progress_bar.refresh_rate=0"]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def read_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    with (sweep_dir / "summary.csv").open() as stream:
+        return list(csv.DictReader(stream))
+
+
+def only_sweep(tmp_path: Path) -> Path:
+    (sweep_dir,) = (tmp_path / "logs" / "multiruns").iterdir()
+    return sweep_dir
+
+
+def test_report_of_a_real_sweep_holds_what_the_event_files_hold(tmp_path: Path) -> None:
+    result = run_train(["-m", "optimizer=adam,sgd,rmsprop", *QUICK], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = only_sweep(tmp_path)
+    rows = read_rows(sweep_dir)
+    assert len(rows) == 3
+    final_val_loss = {}
+    for row in rows:
+        scalars = {tag: [value for _, value in points] for tag, points in read_scalars(sweep_dir / row["job"]).items()}
+        assert row["status"] == "ok" and row["error"] == ""
+        assert float(row["final_train_loss"]) == scalars["train/loss_epoch"][-1]
+        assert float(row["best_val_loss"]) == min(scalars["val/loss"])
+        assert float(row["final_val_acc"]) == scalars["val/acc"][-1]
+        assert float(row["test_acc"]) == scalars["test/acc"][-1]
+        assert float(row["test_loss"]) == scalars["test/loss"][-1]
+        assert int(row["epochs"]) == 2
+        assert float(row["fit_seconds"]) > 0 and float(row["steps_per_second"]) > 0
+        final_val_loss[row["job"].split("_")[0]] = scalars["val/loss"][-1]
+
+    markdown = (sweep_dir / "summary.md").read_text()
+    job_rows = [line for line in markdown.splitlines() if line.startswith("| ") and "| ok |" in line]
+    ranked = sorted(final_val_loss, key=final_val_loss.get)
+    assert [line.split(" | ")[0].strip("| ") for line in job_rows] == ranked  # best val/loss first
+    assert "optimizer=adam" in markdown and "optimizer=rmsprop" in markdown
+    assert png_size(sweep_dir / "comparison.png") == (1200, 480)
+
+
+def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
+    result = run_train(["-m", "optimizer.lr=0.001,-1,0.01", *QUICK], cwd=tmp_path)
+    assert result.returncode != 0  # the sweep as a whole failed
+    rows = {row["job"].split("_")[0]: row for row in read_rows(only_sweep(tmp_path))}
+    assert [rows[n]["status"] for n in "012"] == ["ok", "failed", "ok"]
+    assert "Invalid learning rate: -1" in rows["1"]["error"]
+    assert rows["1"]["error"].count("\n") == 0
+    assert float(rows["2"]["test_acc"]) > 0.5 and int(rows["2"]["epochs"]) == 2
+    assert "| failed |" in (only_sweep(tmp_path) / "summary.md").read_text()
+
+
+def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True) -> None:
+    """A job directory as Hydra and train.py leave it, with real event files."""
+    job_dir = sweep_dir / f"{number}_{','.join(overrides)}"
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
+    with SummaryWriter(str(job_dir)) as writer:
+        for epoch, (loss, acc) in enumerate(zip(train_loss, val_acc)):
+            writer.add_scalar("train/loss_epoch", loss, epoch)
+            writer.add_scalar("val/loss", loss * 2, epoch)
+            writer.add_scalar("val/acc", acc, epoch)
+        if result:
+            writer.add_scalar("test/acc", val_acc[-1], len(train_loss))
+            writer.add_scalar("test/loss", train_loss[-1] * 2, len(train_loss))
+    if result:
+        write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
+
+
+def test_jobs_that_differ_only_by_seed_are_grouped_with_mean_and_std(tmp_path: Path) -> None:
+    losses = {("a", 1): 0.5, ("a", 2): 0.7, ("a", 3): 0.9, ("b", 1): 0.01, ("b", 2): 0.02, ("b", 3): 0.06}
+    for number, ((name, seed), final) in enumerate(losses.items()):
+        write_job(tmp_path, number, [f"optimizer={name}", f"seed={seed}"], [1.0, final], [0.8, 0.9 + seed / 100])
+    build_report(tmp_path)
+    markdown = (tmp_path / "summary.md").read_text()
+    for name in ("a", "b"):
+        finals = [value for (group, _), value in losses.items() if group == name]
+        mean, std = statistics.fmean(finals), statistics.stdev(finals)
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| optimizer={name} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[1] == "3"  # seeds that finished
+        assert cells[2] == f"{mean:.4g} ± {std:.4g}"
+    group_rows = [line for line in markdown.splitlines() if line.startswith("| optimizer=")]
+    assert group_rows[0].startswith("| optimizer=b |")  # lower val/loss ranks first
+    assert png_size(tmp_path / "comparison.png") == (1200, 480)
+
+
+def test_a_job_that_never_finished_counts_as_failed(tmp_path: Path) -> None:
+    write_job(tmp_path, 0, ["optimizer=a"], [1.0, 0.5], [0.8, 0.9])
+    write_job(tmp_path, 1, ["optimizer=b"], [1.0], [0.7], result=False)
+    build_report(tmp_path)
+    rows = read_rows(tmp_path)
+    assert [row["status"] for row in rows] == ["ok", "failed"]
+    assert "stopped before it finished" in rows[1]["error"]
+    assert rows[1]["final_train_loss"] == "1.0"  # what it did write is still reported
+
+
+def test_report_command_rebuilds_any_sweep_dir(tmp_path: Path) -> None:
+    write_job(tmp_path, 0, ["optimizer=a"], [1.0, 0.5], [0.8, 0.9])
+    command = [sys.executable, "-m", "optlab.report", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert {"comparison.png", "summary.csv", "summary.md"} <= {p.name for p in tmp_path.iterdir()}
+    missing = subprocess.run([sys.executable, "-m", "optlab.report", str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
+@pytest.mark.parametrize("values, log_scale", [([1.0, 0.5], False), ([3.0, 1e-4], True)])
+def test_loss_axis_turns_logarithmic_when_values_span_decades(values: list[float], log_scale: bool) -> None:
+    import numpy as np
+
+    from optlab.plot import spans_decades
+
+    assert spans_decades(np.array(values)) is log_scale
