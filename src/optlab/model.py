@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -49,6 +50,15 @@ class BinaryClassifier(L.LightningModule):
         self._step_losses = torch.empty(0)
         self._first_batch: int | None = None
         self._epoch_start_step = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning records the running hook's name on the module around every hook call,
+        # about 40 times per training step. nn.Module.__setattr__ checks parameters,
+        # buffers and submodules first (~5 us); a string needs none of that.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from optlab import resolvers  # noqa: F401  (registers the resolvers the configs use)
 from optlab.results import RunResult, last_line, write_result
+from optlab.threads import set_threads
 from optlab.tb_hparams import HParamsSession, run_hparams
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def train(cfg: DictConfig) -> float:
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
+    threads = set_threads(cfg.get("num_threads"))
+    log.info("torch uses %d CPU thread(s)", threads)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)

@@ -1,0 +1,182 @@
+"""Speed of the template against the notebook's plain loop, side by side.
+
+    python benchmarks/bench_train.py            # or: make bench
+
+1. Per epoch, in one process, interleaved: the notebook's loop vs ``optlab.train.train`` on
+   the config ``train.py`` composes (real Trainer, TensorBoard logger, checkpoints,
+   per-epoch validation), checking that both give the same losses.
+2. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
+   peak memory, and the time from launch to the first training step.
+3. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=joblib``.
+
+Every figure is the median over the repetitions; ratios are ours / plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the notebook's loop lives with the tests, as their oracle
+
+from notebook_reference import NOTEBOOK_OPTIMIZERS, NeuralNetwork, notebook_data, train_network  # noqa: E402
+
+EPOCHS = 10
+N_TRAIN = 4000
+
+
+def plain_epoch_sums() -> tuple[float, list[float]]:
+    X_train, _, Y_train, _ = notebook_data()
+    model = NeuralNetwork()
+    started = time.perf_counter()
+    sums = train_network(model, NOTEBOOK_OPTIMIZERS["adam"](model.parameters()), torch.nn.BCELoss(), EPOCHS, 16, X_train, Y_train)
+    return time.perf_counter() - started, sums
+
+
+def template_epoch_sums(output_dir: Path) -> tuple[float, list[float]]:
+    """One default run through the task train.py calls; returns fit seconds and epoch sums."""
+    from hydra import compose, initialize_config_dir
+
+    from optlab.report import read_scalars
+    from optlab.results import read_result
+    from optlab.train import train
+
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}"])
+    train(cfg)
+    result = read_result(output_dir)
+    assert result is not None and result.fit_seconds is not None
+    return result.fit_seconds, [mean * N_TRAIN for mean in read_scalars(output_dir)["train/loss_epoch"]]
+
+
+def check_same_losses(ours: list[float], plain: list[float]) -> float:
+    """Largest relative difference; fails loudly if speed changed the numbers."""
+    worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(ours, plain))
+    for a, b in zip(ours, plain):
+        if abs(a - b) > max(1e-3 * abs(b), 2e-4):
+            raise SystemExit(f"losses differ: template {ours} vs plain loop {plain}")
+    return worst
+
+
+def measure_process(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MiB) of one command, measured from a fresh parent."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "start = time.time()\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "wall = time.time() - start\n"
+        "sys.stdout.write(done.stdout)\n"
+        "if done.returncode: sys.stderr.write(done.stderr); sys.exit(done.returncode)\n"
+        "print(f'PROBE {start:.6f} {wall:.6f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, capture_output=True, text=True, check=True)
+    start, wall, max_rss_kib = done.stdout.strip().splitlines()[-1].split()[1:]
+    return float(wall), int(max_rss_kib) / 1024, done.stdout + f"\nSTART {start}"
+
+
+def first_step_delay(output: str) -> float:
+    start = float(output.split("START ")[-1])
+    first = next(line for line in output.splitlines() if line.startswith("FIRST_STEP_AT"))
+    return float(first.split()[1]) - start
+
+
+def sweep(cwd: Path, launcher: list[str]) -> tuple[float, dict[str, str]]:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", "optimizer=adam,sgd,rmsprop", "callbacks.progress_bar=null",
+         "+trainer.enable_progress_bar=false", *launcher],
+        cwd=cwd, capture_output=True, check=True,
+    )
+    wall = time.perf_counter() - started
+    sweep_dir = max((cwd / "logs" / "multiruns").iterdir(), key=lambda p: p.stat().st_mtime)
+    with (sweep_dir / "summary.csv").open() as stream:
+        finals = {row["job"]: row["final_train_loss"] for row in csv.DictReader(stream)}
+    return wall, finals
+
+
+def median_ratio(ours: list[float], plain: list[float]) -> float:
+    return statistics.median(o / p for o, p in zip(ours, plain))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--sweep-reps", type=int, default=2)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "process", "sweep"])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="optlab-bench-"))
+    rows: list[tuple[str, str, str, str]] = []
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; work dir {work}", flush=True)
+
+    if "epoch" not in args.skip:
+        plain, ours, worst = [], [], 0.0
+        for rep in range(args.reps):
+            plain_seconds, plain_sums = plain_epoch_sums()
+            ours_seconds, ours_sums = template_epoch_sums(work / f"epoch-{rep}")
+            worst = max(worst, check_same_losses(ours_sums, plain_sums))
+            plain.append(plain_seconds / EPOCHS)
+            ours.append(ours_seconds / EPOCHS)
+            print(f"  epoch rep {rep}: plain {plain[-1] * 1e3:.1f} ms, template {ours[-1] * 1e3:.1f} ms", flush=True)
+        rows.append(("time per epoch (s)", f"{statistics.median(plain):.3f}", f"{statistics.median(ours):.3f}",
+                     f"{median_ratio(ours, plain):.2f}"))
+        print(f"  losses equal to the plain loop's: largest relative difference {worst:.1e}", flush=True)
+
+    if "process" not in args.skip:
+        plain_wall, ours_wall, plain_rss, ours_rss, startup = [], [], [], [], []
+        train_command = [sys.executable, str(ROOT / "train.py"), "callbacks.progress_bar.refresh_rate=0",
+                         "+callbacks.first_step._target_=startup_probe.FirstStepProbe"]
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])
+        for rep in range(args.reps):
+            wall, rss, _ = measure_process([sys.executable, str(ROOT / "benchmarks" / "plain_notebook.py")], work)
+            plain_wall.append(wall)
+            plain_rss.append(rss)
+            wall, rss, output = measure_process(train_command, work)
+            ours_wall.append(wall)
+            ours_rss.append(rss)
+            startup.append(first_step_delay(output))
+            print(f"  process rep {rep}: plain {plain_wall[-1]:.2f} s {plain_rss[-1]:.0f} MiB, "
+                  f"train.py {ours_wall[-1]:.2f} s {ours_rss[-1]:.0f} MiB, first step after {startup[-1]:.2f} s", flush=True)
+        rows.append(("whole process (s)", f"{statistics.median(plain_wall):.2f}", f"{statistics.median(ours_wall):.2f}",
+                     f"{median_ratio(ours_wall, plain_wall):.2f}"))
+        rows.append(("peak memory (MiB)", f"{statistics.median(plain_rss):.0f}", f"{statistics.median(ours_rss):.0f}",
+                     f"{median_ratio(ours_rss, plain_rss):.2f}"))
+        rows.append(("launch to first training step (s)", "", f"{statistics.median(startup):.2f}", ""))
+
+    if "sweep" not in args.skip:
+        sequential, parallel = [], []
+        for rep in range(args.sweep_reps):
+            wall, seq_finals = sweep(work, [])
+            sequential.append(wall)
+            wall, par_finals = sweep(work, ["hydra/launcher=joblib"])
+            parallel.append(wall)
+            same = all(abs(float(seq_finals[job]) - float(par_finals[job])) <= 1e-3 * abs(float(seq_finals[job])) + 1e-9
+                       for job in seq_finals)
+            print(f"  sweep rep {rep}: sequential {sequential[-1]:.1f} s, joblib {parallel[-1]:.1f} s, same numbers: {same}",
+                  flush=True)
+            if not same:
+                raise SystemExit(f"parallel sweep numbers differ: {seq_finals} vs {par_finals}")
+        rows.append(("3-optimizer sweep, joblib vs sequential (s)", f"{statistics.median(sequential):.1f}",
+                     f"{statistics.median(parallel):.1f}", f"{median_ratio(parallel, sequential):.2f}"))
+
+    print("\n| measure | plain / baseline | optlab | ratio |\n|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n(benchmark process peak {peak:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
