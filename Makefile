@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CPU_TORCH := torch==2.13.0
 ARGS ?=
 
-.PHONY: install install-dev train test test-all report readme-comparison clean-venv
+.PHONY: install install-dev train test test-all bench bench-gpu report readme-comparison clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: install-dev
 ## Every test, slow ones included.
 test-all: install-dev
 	$(PY) -m pytest -m "" $(ARGS)
+
+## Speed against the notebook's plain loop (a few minutes); GPU steps/s on a CUDA machine.
+bench: install-dev
+	$(PY) benchmarks/bench_train.py $(ARGS)
+
+bench-gpu: install
+	$(PY) benchmarks/bench_gpu.py
 
 ## Rebuild a sweep's report: make report SWEEP=logs/multiruns/<date>_<time>
 report: install

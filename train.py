@@ -3,11 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
-from optlab.train import train
+import optlab.resolvers  # noqa: F401  (registers the resolvers the configs use)
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float:
+    # Imported here, not at the top: a sweep's launcher process never trains, so with a
+    # parallel launcher it never pays the seconds Lightning takes to import.
+    from optlab.train import train
+
     return train(cfg)
 
 

@@ -1,9 +1,9 @@
-"""Hydra callback that keeps a sweep's report current: after each job and at the sweep's end.
+"""Hydra callback that writes a sweep's report when the sweep ends.
 
-Rebuilding after every job (not only at the end) is what makes the report appear for
-sweeps with a failed job: Hydra skips ``on_multirun_end`` when a job raised. With a
-parallel launcher several jobs may finish at once, so rebuilds take a lock on the sweep
-directory; the last one reads every job's files.
+Hydra skips ``on_multirun_end`` when a job raised, so once any job of the sweep has
+failed, the report is also rebuilt after every job: the last job to end leaves a complete
+report. With a parallel launcher several jobs may end at once, so rebuilds take a lock on
+the sweep directory.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
+
+from optlab.results import RESULT_FILE, read_result
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,20 @@ def rebuild_report(sweep_dir: Path) -> None:
         log.warning("could not write the sweep report in %s: %s", sweep_dir, error)
 
 
+def sweep_has_failed_job(sweep_dir: Path) -> bool:
+    return any(
+        (result := read_result(job_dir)) is not None and result.status != "ok"
+        for job_dir in (path.parent for path in sweep_dir.glob(f"*/{RESULT_FILE}"))
+    )
+
+
 class SweepReport(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            rebuild_report(Path(config.hydra.sweep.dir))
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if job_return.status == JobStatus.FAILED or sweep_has_failed_job(sweep_dir):
+            rebuild_report(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
