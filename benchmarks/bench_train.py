@@ -30,6 +30,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the notebook's loop lives with the tests, as their oracle
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from notebook_reference import NOTEBOOK_OPTIMIZERS, NeuralNetwork, notebook_data, train_network  # noqa: E402
 
@@ -38,27 +39,28 @@ N_TRAIN = 4000
 
 
 def plain_epoch_sums() -> tuple[float, list[float]]:
+    """The notebook's loop; returns mean epoch seconds and epoch sums."""
     X_train, _, Y_train, _ = notebook_data()
     model = NeuralNetwork()
     started = time.perf_counter()
     sums = train_network(model, NOTEBOOK_OPTIMIZERS["adam"](model.parameters()), torch.nn.BCELoss(), EPOCHS, 16, X_train, Y_train)
-    return time.perf_counter() - started, sums
+    return (time.perf_counter() - started) / EPOCHS, sums
 
 
 def template_epoch_sums(output_dir: Path) -> tuple[float, list[float]]:
-    """One default run through the task train.py calls; returns fit seconds and epoch sums."""
+    """One default run through the task train.py calls; returns mean epoch seconds and epoch sums."""
     from hydra import compose, initialize_config_dir
+    from probes import EpochTimer
 
     from optlab.report import read_scalars
-    from optlab.results import read_result
     from optlab.train import train
 
+    overrides = [f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}", "+callbacks.epoch_timer._target_=probes.EpochTimer"]
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}"])
+        cfg = compose("train", overrides=overrides)
     train(cfg)
-    result = read_result(output_dir)
-    assert result is not None and result.fit_seconds is not None
-    return result.fit_seconds, [mean * N_TRAIN for mean in read_scalars(output_dir)["train/loss_epoch"]]
+    assert EpochTimer.last is not None and len(EpochTimer.last.epoch_seconds) == EPOCHS
+    return statistics.fmean(EpochTimer.last.epoch_seconds), [mean * N_TRAIN for mean in read_scalars(output_dir)["train/loss_epoch"]]
 
 
 def check_same_losses(ours: list[float], plain: list[float]) -> float:
@@ -127,8 +129,8 @@ def main() -> None:
             plain_seconds, plain_sums = plain_epoch_sums()
             ours_seconds, ours_sums = template_epoch_sums(work / f"epoch-{rep}")
             worst = max(worst, check_same_losses(ours_sums, plain_sums))
-            plain.append(plain_seconds / EPOCHS)
-            ours.append(ours_seconds / EPOCHS)
+            plain.append(plain_seconds)
+            ours.append(ours_seconds)
             print(f"  epoch rep {rep}: plain {plain[-1] * 1e3:.1f} ms, template {ours[-1] * 1e3:.1f} ms", flush=True)
         rows.append(("time per epoch (s)", f"{statistics.median(plain):.3f}", f"{statistics.median(ours):.3f}",
                      f"{median_ratio(ours, plain):.2f}"))
@@ -137,7 +139,7 @@ def main() -> None:
     if "process" not in args.skip:
         plain_wall, ours_wall, plain_rss, ours_rss, startup = [], [], [], [], []
         train_command = [sys.executable, str(ROOT / "train.py"), "callbacks.progress_bar.refresh_rate=0",
-                         "+callbacks.first_step._target_=startup_probe.FirstStepProbe"]
+                         "+callbacks.first_step._target_=probes.FirstStepProbe"]
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])
         for rep in range(args.reps):
             wall, rss, _ = measure_process([sys.executable, str(ROOT / "benchmarks" / "plain_notebook.py")], work)

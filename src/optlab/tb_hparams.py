@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
-from lightning.pytorch import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
@@ -45,21 +44,16 @@ def _scalar(value: Any) -> Scalar:
     return repr(value)
 
 
-class HParamsSession(Callback):
-    """Record one HParams session per TensorBoard run; metric values come from its scalars."""
+@rank_zero_only
+def write_hparams_session(loggers: Sequence[Logger], hparams: Mapping[str, Scalar], metric_tags: Sequence[str]) -> None:
+    """Record one HParams session per TensorBoard run; metric values come from its scalars.
 
-    def __init__(self, hparams: Mapping[str, Scalar], metric_tags: Sequence[str]) -> None:
-        self.hparams = dict(hparams)
-        self.metric_tags = list(metric_tags)
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        _, session_start, session_end = hparams_summaries(
-            self.hparams, {tag: 0.0 for tag in self.metric_tags}
-        )
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment._get_file_writer()
-                writer.add_summary(session_start)
-                writer.add_summary(session_end)
+    A plain function called once before ``fit`` rather than a callback: every callback is
+    visited on each of Lightning's per-step hooks.
+    """
+    _, session_start, session_end = hparams_summaries(dict(hparams), {tag: 0.0 for tag in metric_tags})
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            writer = logger.experiment._get_file_writer()
+            writer.add_summary(session_start)
+            writer.add_summary(session_end)

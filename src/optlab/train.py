@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from optlab import resolvers  # noqa: F401  (registers the resolvers the configs use)
 from optlab.results import RunResult, last_line, write_result
 from optlab.threads import set_threads
-from optlab.tb_hparams import HParamsSession, run_hparams
+from optlab.tb_hparams import run_hparams, write_hparams_session
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     )
 
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"), "callbacks")
-    callbacks.append(HParamsSession(run_hparams(cfg, optimizer_name(cfg)), METRIC_TAGS))
     loggers: list[Logger] = instantiate_group(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    write_hparams_session(loggers, run_hparams(cfg, optimizer_name(cfg)), METRIC_TAGS)
 
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -1,0 +1,110 @@
+"""Checks on the composed config, run before anything is built or trained.
+
+Each check raises :class:`~optlab.errors.ConfigError`, whose message names the key, the
+bad value and what is accepted. Data-set arguments are checked by the data module itself
+(it knows its own arguments); everything else is checked here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+
+from optlab.errors import ConfigError, UserError
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def require_int(key: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(key, value, f"expected an integer >= {minimum}")
+
+
+def accepted_arguments(target: type) -> list[str]:
+    parameters = inspect.signature(target).parameters.values()
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+
+
+def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``instantiate`` with the user's mistakes turned into one-line errors naming ``key``."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        target = node.get("_target_")
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            name = str(cause).rsplit("'", 2)[-2]
+            accepted = ", ".join(a for a in accepted_arguments(get_class(target)) if a not in kwargs)
+            raise ConfigError(f"{key}.{name}", node.get(name), f"{target} accepts: {accepted}") from None
+        if cause is None:  # the target itself could not be found or imported
+            raise ConfigError(f"{key}._target_", target, "expected an importable class") from None
+        raise
+
+
+def check_optimizer(optimizer: DictConfig) -> None:
+    """Learning rate, then a trial build on one parameter: unknown arguments and torch's own range checks."""
+    lr = optimizer.get("lr")
+    if lr is not None and not (is_number(lr) and math.isfinite(lr) and lr >= 0):
+        raise ConfigError("optimizer.lr", lr, "expected a finite number >= 0")
+    factory = build(optimizer, "optimizer")
+    try:
+        factory([torch.nn.Parameter(torch.zeros(1))])
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        name = str(error).rsplit("'", 2)[-2]
+        accepted = ", ".join(a for a in accepted_arguments(get_class(optimizer._target_)) if a != "params")
+        raise ConfigError(f"optimizer.{name}", optimizer.get(name), f"{optimizer._target_} accepts: {accepted}") from None
+    except ValueError as error:  # torch's messages name the argument, e.g. "Invalid beta parameter at index 0: 2.0"
+        raise UserError(f"optimizer ({optimizer._target_}): {error}") from None
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is not None and not (
+        isinstance(max_epochs, int) and not isinstance(max_epochs, bool)
+        and (max_epochs >= 0 or (max_epochs == -1 and (trainer.get("max_steps") or -1) > 0))
+    ):
+        raise ConfigError("trainer.max_epochs", max_epochs, "expected an integer >= 0 (or -1 with trainer.max_steps > 0)")
+    check_accelerator(trainer.get("accelerator", "auto"))
+
+
+def check_accelerator(accelerator: Any) -> None:
+    if accelerator not in ACCELERATORS:
+        raise ConfigError("trainer.accelerator", accelerator, f"expected one of {', '.join(ACCELERATORS)}")
+    cuda = torch.cuda.is_available()
+    mps = torch.backends.mps.is_available()
+    missing = {
+        "cuda": None if cuda else "no CUDA GPU is available on this machine; use cpu or auto",
+        "gpu": None if cuda or mps else "no GPU (CUDA or Apple MPS) is available on this machine; use cpu or auto",
+        "mps": None if mps else "Apple MPS is not available on this machine; use cpu or auto",
+    }.get(accelerator)
+    if missing:
+        raise ConfigError("trainer.accelerator", accelerator, missing)
+
+
+def check_ckpt_path(ckpt_path: Any) -> None:
+    if ckpt_path is None:
+        return
+    if not Path(str(ckpt_path)).is_file():
+        raise ConfigError("ckpt_path", ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Everything that can be checked before the data is made or a Trainer exists."""
+    check_optimizer(cfg.optimizer)
+    check_trainer(cfg.trainer)
+    check_ckpt_path(cfg.get("ckpt_path"))
