@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-import optlab.resolvers  # noqa: F401  (registers the resolvers the configs use)
+from optlab.cli import run_task
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
@@ -12,7 +12,7 @@ def main(cfg: DictConfig) -> float:
     # parallel launcher it never pays the seconds Lightning takes to import.
     from optlab.train import train
 
-    return train(cfg)
+    return run_task(train, cfg)
 
 
 if __name__ == "__main__":

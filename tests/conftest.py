@@ -32,10 +32,13 @@ def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfi
         )
 
 
-def run_train(args: Sequence[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_train(
+    args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python train.py ARGS`` in ``cwd``, as a user would run it."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    env.pop("HYDRA_FULL_ERROR", None)  # users see Hydra's short errors, so do the tests
+    base = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    base.pop("HYDRA_FULL_ERROR", None)  # users see Hydra's short errors, so do the tests
+    env = {**base, **(env or {})}
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=cwd,

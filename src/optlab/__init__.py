@@ -9,3 +9,5 @@ import os
 # thread count, so a parallel sweep (fewer threads per job) reproduces a sequential one.
 # It must be set before MKL's first call, hence here; an explicit user setting wins.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
+from optlab import resolvers  # noqa: E402,F401  (the configs use them: register before Hydra composes)

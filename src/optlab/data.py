@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -10,6 +11,8 @@ from sklearn.datasets import make_blobs
 from torch import Tensor
 
 from optlab.batches import TensorBatches
+from optlab.errors import ConfigError
+from optlab.validation import is_number, require_int
 
 
 class BlobDataModule(L.LightningDataModule):
@@ -35,7 +38,30 @@ class BlobDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self._check_arguments()
         self._splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def _check_arguments(self) -> None:
+        """Every argument that can be wrong, checked before any data is made (keys as in the config)."""
+        hp = self.hparams
+        for name in ("batch_size", "eval_batch_size", "n_features"):
+            require_int(f"data.{name}", hp[name], minimum=1)
+        require_int("data.n_samples", hp.n_samples, minimum=2)
+        if hp.centers != 2 or isinstance(hp.centers, bool):
+            raise ConfigError("data.centers", hp.centers, "expected 2: the model is a binary classifier")
+        if not (is_number(hp.cluster_std) and math.isfinite(hp.cluster_std) and hp.cluster_std >= 0):
+            raise ConfigError("data.cluster_std", hp.cluster_std, "expected a finite number >= 0")
+        if not (is_number(hp.train_fraction) and 0 < hp.train_fraction < 1):
+            raise ConfigError("data.train_fraction", hp.train_fraction, "expected a number strictly between 0 and 1")
+        n_train = int(hp.n_samples * hp.train_fraction)
+        if n_train < 1 or n_train >= hp.n_samples:
+            raise ConfigError(
+                "data.n_samples", hp.n_samples,
+                f"too few rows to split with data.train_fraction={hp.train_fraction}: "
+                "need at least one training and one held-out row",
+            )
+        if not isinstance(hp.shuffle, bool):
+            raise ConfigError("data.shuffle", hp.shuffle, "expected true or false")
 
     @property
     def n_features(self) -> int:

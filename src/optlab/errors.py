@@ -23,3 +23,7 @@ class NumericalError(UserError):
 
 class OutputDirInUse(UserError):
     """The run's output directory already holds another run's results."""
+
+
+class Interrupted(UserError):
+    """The run was stopped by a signal; its last checkpoint can resume it."""

@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from optlab.errors import NumericalError
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -76,14 +78,39 @@ class BinaryClassifier(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss = self.loss_fn(self(x), y)
+        try:
+            loss = self.loss_fn(self(x), y)
+        except RuntimeError as error:
+            # BCELoss refuses inputs outside [0, 1]; after a divergence the sigmoid gives NaN.
+            if "between 0 and 1" not in str(error):
+                raise
+            raise self._diverged("the model's outputs", self.global_step) from None
         self._step_losses.append(loss.detach())
         return loss
+
+    def _diverged(self, what: str, step: int) -> NumericalError:
+        optimizer = self.trainer.optimizers[0]
+        lr = optimizer.param_groups[0]["lr"]
+        return NumericalError(
+            f"training diverged at epoch {self.current_epoch}, step {step}: {what} became NaN or infinite. "
+            f"Likely cause: a learning rate too large for {type(optimizer).__name__} (optimizer.lr={lr:g}); "
+            "lower optimizer.lr, or clip gradients with +trainer.gradient_clip_val=1.0"
+        )
+
+    def _check_finite(self, losses: Tensor) -> None:
+        """One host sync per epoch: finite losses and parameters, or the first step that was not."""
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            first = int((~finite).nonzero()[0])
+            raise self._diverged("the training loss", self._epoch_start_step + first)
+        if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
+            raise self._diverged("the model's parameters", self.global_step)
 
     def on_train_epoch_end(self) -> None:
         if not self._step_losses:
             return
         losses = torch.stack(self._step_losses)
+        self._check_finite(losses)
         self.log("train/loss_epoch", losses.mean(), sync_dist=True)
         if self.trainer.is_global_zero:
             for logger in self.loggers:

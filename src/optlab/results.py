@@ -46,6 +46,15 @@ def read_result(run_dir: Path) -> RunResult | None:
 
 
 def last_line(error: BaseException) -> str:
-    """``ValueError: lr must be positive`` for the table; the full trace stays in the log."""
-    message = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {message[-1] if message else ''}".rstrip(": ")
+    """The error's last line for the report table (the full trace stays in the log).
+
+    A user error is its own message; any other error keeps its type, e.g.
+    ``ValueError: Invalid learning rate: -1.0``.
+    """
+    from optlab.errors import UserError
+
+    lines = str(error).strip().splitlines()
+    message = lines[-1] if lines else ""
+    if isinstance(error, UserError):
+        return message
+    return f"{type(error).__name__}: {message}".rstrip(": ")

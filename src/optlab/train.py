@@ -14,12 +14,14 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
-from optlab import resolvers  # noqa: F401  (registers the resolvers the configs use)
+from optlab.errors import Interrupted, OutputDirInUse
 from optlab.results import RunResult, last_line, write_result
 from optlab.threads import set_threads
 from optlab.tb_hparams import run_hparams, write_hparams_session
+from optlab.validation import build, validate
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,6 @@ def optimizer_name(cfg: DictConfig) -> str:
         if choice:
             return choice
     return cfg.optimizer._target_.rsplit(".", 1)[-1].lower()
-
-
-class OutputDirInUse(RuntimeError):
-    """The run's output directory already holds another run's results."""
 
 
 def ensure_fresh_output_dir(output_dir: Path) -> None:
@@ -83,15 +81,17 @@ def train(cfg: DictConfig) -> float:
 
 
 def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
+    validate(cfg)
     threads = set_threads(cfg.get("num_threads"))
     log.info("torch uses %d CPU thread(s)", threads)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    datamodule: L.LightningDataModule = build(cfg.data, "data")
     # The notebook calls torch.manual_seed(2020) right before it creates the layers.
     torch.manual_seed(cfg.seed)
-    model: L.LightningModule = instantiate(
+    model: L.LightningModule = build(
         cfg.model,
+        "model",
         input_size=datamodule.n_features,
         optimizer=instantiate(cfg.optimizer),
         _convert_="all",
@@ -103,7 +103,14 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     write_hparams_session(loggers, run_hparams(cfg, optimizer_name(cfg)), METRIC_TAGS)
 
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        # weights_only: a checkpoint is plain tensors and containers; pickled code is refused.
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    except SIGTERMException:
+        raise Interrupted(
+            f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"resume with ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
+        ) from None
     fit_seconds = time.perf_counter() - started
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -90,17 +91,29 @@ def check_accelerator(accelerator: Any) -> None:
     missing = {
         "cuda": None if cuda else "no CUDA GPU is available on this machine; use cpu or auto",
         "gpu": None if cuda or mps else "no GPU (CUDA or Apple MPS) is available on this machine; use cpu or auto",
-        "mps": None if mps else "Apple MPS is not available on this machine; use cpu or auto",
+        "mps": None if mps else "no Apple MPS device is available on this machine; use cpu or auto",
     }.get(accelerator)
     if missing:
         raise ConfigError("trainer.accelerator", accelerator, missing)
 
 
 def check_ckpt_path(ckpt_path: Any) -> None:
+    """The checkpoint exists and holds only plain data: loading it must not run pickled code."""
     if ckpt_path is None:
         return
     if not Path(str(ckpt_path)).is_file():
         raise ConfigError("ckpt_path", ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
+    try:
+        torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        detail = next((line.strip() for line in str(error).splitlines() if "Unsupported global" in line), "")
+        raise ConfigError(
+            "ckpt_path", ckpt_path,
+            f"refused: it holds pickled Python objects, not just tensors ({detail or 'not loadable with weights_only=True'}); "
+            "only plain checkpoints such as this template's own are loaded",
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ConfigError("ckpt_path", ckpt_path, f"not a readable torch checkpoint ({error})") from None
 
 
 def validate(cfg: DictConfig) -> None:

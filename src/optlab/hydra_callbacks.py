@@ -1,4 +1,4 @@
-"""Hydra callback that writes a sweep's report when the sweep ends.
+"""Hydra callbacks: check the log directory before a run, write the sweep report after a sweep.
 
 Hydra skips ``on_multirun_end`` when a job raised, so once any job of the sweep has
 failed, the report is also rebuilt after every job: the last job to end leaves a complete
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +26,44 @@ from optlab.results import RESULT_FILE, read_result
 log = logging.getLogger(__name__)
 
 
-def rebuild_report(sweep_dir: Path) -> None:
+def unwritable_reason(directory: Path) -> str | None:
+    """Why ``directory`` could not be created and written, or None if it can."""
+    existing = directory.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+class CheckLogDir(Callback):
+    """Stop before Hydra creates the output directory if it cannot be written."""
+
+    def _check(self, directory: str, key: str) -> None:
+        reason = unwritable_reason(Path(directory))
+        if reason:
+            log.error("%s=%s cannot be written: %s; choose another paths.log_dir", key, directory, reason)
+            sys.exit(1)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def rebuild_report(sweep_dir: Path) -> list[Any]:
     from optlab.report import build_report
 
     try:
         with (sweep_dir / ".report.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            build_report(sweep_dir)
+            return build_report(sweep_dir)
     except Exception as error:  # a report must never turn a finished job into a failed one
         log.warning("could not write the sweep report in %s: %s", sweep_dir, error)
+        return []
 
 
 def sweep_has_failed_job(sweep_dir: Path) -> bool:
@@ -52,5 +83,11 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rebuild_report(sweep_dir)
+        jobs = rebuild_report(sweep_dir)
         log.info("sweep report: %s (summary.md, summary.csv)", sweep_dir / "comparison.png")
+        failed = [job for job in jobs if job.status != "ok"]
+        if failed:
+            log.error("%d of %d jobs failed:", len(failed), len(jobs))
+            for job in failed:
+                log.error("  %s: %s", job.path.name, job.error)
+            sys.exit(1)
