@@ -120,8 +120,9 @@ def test_reusing_a_run_directory_is_refused(tmp_path: Path, quick_run_args: list
     assert run_train(args, cwd=tmp_path).returncode == 0
     before = sorted(p.name for p in (tmp_path / "run").iterdir())
     result = run_train(args, cwd=tmp_path)
-    assert result.returncode != 0
-    assert "already holds an earlier run" in result.stderr
+    assert result.returncode == 1
+    assert "already holds an earlier run" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +107,12 @@ def check_ckpt_path(ckpt_path: Any) -> None:
     try:
         torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        detail = next((line.strip() for line in str(error).splitlines() if "Unsupported global" in line), "")
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        culprit = f" ({found.group(1)})" if found else ""
         raise ConfigError(
             "ckpt_path", ckpt_path,
-            f"refused: it holds pickled Python objects, not just tensors ({detail or 'not loadable with weights_only=True'}); "
-            "only plain checkpoints such as this template's own are loaded",
+            f"refused: it holds pickled Python objects{culprit}, not just tensors and plain data; "
+            "loading it could run arbitrary code",
         ) from None
     except (RuntimeError, EOFError, OSError) as error:
         raise ConfigError("ckpt_path", ckpt_path, f"not a readable torch checkpoint ({error})") from None

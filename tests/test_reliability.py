@@ -1,0 +1,115 @@
+"""Divergence, sweeps with a bad job, resume, signals, reproducibility, unsafe checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, compose_config, read_scalars, run_train
+
+from optlab.errors import ConfigError
+from optlab.train import train
+
+SMALL = ["data.n_samples=1000", "trainer.enable_model_summary=false"]  # 800 training rows: 50 steps an epoch
+
+
+def state_dict(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_divergence_stops_with_epoch_step_and_cause(tmp_path: Path) -> None:
+    result = run_train(["optimizer=sgd", "optimizer.lr=1e20", "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "training diverged at epoch 0, step " in output
+    assert "optimizer.lr=1e+20" in output and "lower optimizer.lr" in output
+    assert "Traceback" not in output and "all elements of input should be between 0 and 1" not in output
+
+
+def test_a_sweep_survives_a_bad_job(tmp_path: Path) -> None:
+    args = ["-m", "data.batch_size=16,0,32", "trainer.max_epochs=1", "data.n_samples=400", "callbacks.progress_bar.refresh_rate=0"]
+    result = run_train(args, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1  # the sweep reports that a job failed
+    assert "1 of 3 jobs failed" in output and "data.batch_size=0 is not valid" in output
+    (sweep_dir,) = (tmp_path / "logs" / "multiruns").iterdir()
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    for good in (jobs[0], jobs[2]):
+        assert (good / "checkpoints" / "last.ckpt").is_file()
+        assert len(read_scalars(good)["train/loss_epoch"]) == 1
+    with (sweep_dir / "summary.csv").open() as stream:
+        statuses = {row["job"][0]: (row["status"], row["error"]) for row in csv.DictReader(stream)}
+    assert statuses["0"][0] == statuses["2"][0] == "ok"
+    assert statuses["1"] == ("failed", "data.batch_size=0 is not valid: expected an integer >= 1")
+
+
+def test_resuming_gives_bitwise_the_same_run(tmp_path: Path) -> None:
+    straight, first_half, resumed = tmp_path / "straight", tmp_path / "half", tmp_path / "resumed"
+    train(compose_config(straight, [*SMALL, "trainer.max_epochs=6"]))
+    train(compose_config(first_half, [*SMALL, "trainer.max_epochs=3"]))
+    ckpt = first_half / "checkpoints" / "last.ckpt"
+    train(compose_config(resumed, [*SMALL, "trainer.max_epochs=6", f"ckpt_path={ckpt}"]))
+
+    expected, actual = state_dict(straight), state_dict(resumed)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    straight_scalars, resumed_scalars = read_scalars(straight), read_scalars(resumed)
+    for tag in ("train/loss_epoch", "val/loss", "val/acc"):
+        assert resumed_scalars[tag] == straight_scalars[tag][3:], tag  # epochs 4-6, same steps, same values
+    assert resumed_scalars["test/acc"] == straight_scalars["test/acc"]
+
+
+def test_same_config_twice_is_identical_and_seeds_differ(tmp_path: Path) -> None:
+    runs = {name: tmp_path / name for name in ("a", "b", "seed7")}
+    train(compose_config(runs["a"], [*SMALL, "trainer.max_epochs=2"]))
+    train(compose_config(runs["b"], [*SMALL, "trainer.max_epochs=2", "trainer.deterministic=true"]))
+    train(compose_config(runs["seed7"], [*SMALL, "trainer.max_epochs=2", "seed=7"]))
+    a, b, seed7 = (state_dict(path) for path in runs.values())
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert read_scalars(runs["a"])["val/loss"] == read_scalars(runs["b"])["val/loss"]
+    assert not torch.equal(a["net.0.weight"], seed7["net.0.weight"])
+
+
+def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
+    train(compose_config(tmp_path / "run", [*SMALL, "trainer.max_epochs=1"]))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["callback"] = print  # any pickled callable would run code on load
+    evil = tmp_path / "evil.ckpt"
+    torch.save(checkpoint, evil)
+    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt' is not valid: refused: it holds pickled Python objects") as caught:
+        train(compose_config(tmp_path / "resume", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}"]))
+    assert "(print)" in str(caught.value)
+    assert not (tmp_path / "resume" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_epoch_leaves_a_resumable_checkpoint(tmp_path: Path, signum: int) -> None:
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={run_dir}", "trainer.max_epochs=200",
+               "callbacks.progress_bar.refresh_rate=0"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline:  # the first epoch has ended
+        time.sleep(0.2)
+    epoch_end_step = torch.load(last, weights_only=True)["global_step"]
+    time.sleep(0.3)  # well inside the next epoch
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0, output
+    interrupted = torch.load(last, weights_only=True)
+    assert interrupted["global_step"] > epoch_end_step  # saved mid-epoch, not the epoch-end checkpoint
+    assert "train/loss_epoch" in read_scalars(run_dir)  # the TensorBoard run is still readable
+
+    resumed = run_train([f"hydra.run.dir={tmp_path / 'resumed'}", f"ckpt_path={last}", "trainer.max_epochs=3",
+                         "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
