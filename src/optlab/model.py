@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
-from optlab.errors import NumericalError
+from optlab.errors import ConfigError, NumericalError
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -29,6 +29,31 @@ def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# The notebook's weight-initialisation section, as schemes for every Linear layer's weights
+# (biases start at zero). "default" keeps PyTorch's own (Kaiming-uniform) initialisation.
+INITIALISERS: dict[str, Callable[..., Tensor]] = {
+    "normal": nn.init.normal_,
+    "uniform": nn.init.uniform_,
+    "xavier_uniform": nn.init.xavier_uniform_,
+    "kaiming_normal": nn.init.kaiming_normal_,
+}
+
+
+def initialise(net: nn.Module, scheme: str, params: Mapping[str, Any]) -> None:
+    """Re-draw every Linear layer's weights with ``scheme`` (from the current torch seed)."""
+    if scheme == "default":
+        return
+    if scheme not in INITIALISERS:
+        raise ConfigError("model.init", scheme, f"expected one of default, {', '.join(INITIALISERS)}")
+    for layer in net.modules():
+        if isinstance(layer, nn.Linear):
+            try:
+                INITIALISERS[scheme](layer.weight, **params)
+            except TypeError as error:
+                raise ConfigError(f"model.init_params.{scheme}", dict(params), f"not accepted by torch.nn.init.{scheme}_: {error}") from None
+            nn.init.zeros_(layer.bias)
+
+
 class BinaryClassifier(L.LightningModule):
     """Sigmoid MLP trained with ``BCELoss``.
 
@@ -41,12 +66,15 @@ class BinaryClassifier(L.LightningModule):
         input_size: int,
         hidden_sizes: Sequence[int] = (256, 1024),
         optimizer: OptimizerFactory | None = None,
+        init: str = "default",
+        init_params: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         # The factory is a functools.partial: kept out of hparams so hparams.yaml and the
         # checkpoint stay plain data that yaml.safe_load and weights_only loading accept.
         self.save_hyperparameters(ignore=["optimizer"])
         self.net = build_mlp(input_size, list(hidden_sizes))
+        initialise(self.net, init, (init_params or {}).get(init, {}))
         self.loss_fn = nn.BCELoss()
         self.optimizer_factory = optimizer
         self._step_losses: list[Tensor] = []

@@ -30,6 +30,8 @@ def run_hparams(cfg: DictConfig, optimizer_name: str) -> dict[str, Scalar]:
     )
     values["data/batch_size"] = cfg.data.batch_size
     values["model/hidden_sizes"] = OmegaConf.to_container(cfg.model.hidden_sizes)
+    if "init" in cfg.model:
+        values["model/init"] = cfg.model.init
     values["trainer/max_epochs"] = cfg.trainer.max_epochs
     return {key: _scalar(value) for key, value in values.items()}
 

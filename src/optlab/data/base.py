@@ -1,0 +1,83 @@
+"""What every data module of the template shares: in-memory splits served as ready batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from optlab.batches import TensorBatches
+from optlab.errors import ConfigError
+from optlab.validation import require_int
+
+Split = tuple[Tensor, Tensor]  # features (n, n_features) float32, labels (n, 1) float32 in {0, 1}
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """A binary-classification data set small enough to keep whole on the device.
+
+    Subclasses implement :meth:`make_splits`, returning ``{"train": ..., "held_out": ...}``.
+    The held-out rows serve as both validation and test set, as in the notebook, which
+    calls them "test(validation)".
+    """
+
+    def __init__(self, batch_size: int = 16, eval_batch_size: int = 1000, shuffle: bool = False, shuffle_seed: int = 0) -> None:
+        super().__init__()
+        require_int("data.batch_size", batch_size, minimum=1)
+        require_int("data.eval_batch_size", eval_batch_size, minimum=1)
+        if not isinstance(shuffle, bool):
+            raise ConfigError("data.shuffle", shuffle, "expected true or false")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.shuffle, self.shuffle_seed = shuffle, shuffle_seed
+        self._splits: dict[str, Split] = {}
+
+    def make_splits(self) -> dict[str, Split]:
+        raise NotImplementedError
+
+    @property
+    def splits(self) -> dict[str, Split]:
+        if not self._splits:
+            self._splits = self.make_splits()
+        return self._splits
+
+    @property
+    def n_features(self) -> int:
+        """Input width of the model: read from the data, not repeated in the model config."""
+        return self.splits["train"][0].shape[1]
+
+    def setup(self, stage: str | None = None) -> None:
+        self.splits  # build once; fit, validate and test reuse the same tensors
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # Batches already sit on the device (see _batches); skip Lightning's generic walk
+        # over the batch structure, which costs about as much as this model's forward pass.
+        x, y = batch
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def _batches(self, split: str, batch_size: int, shuffle: bool, shard: bool) -> TensorBatches:
+        x, y = self.splits[split]
+        rank, world_size, device = 0, 1, torch.device("cpu")
+        if self.trainer is not None:
+            # Keep the whole (small) split on the accelerator: one copy per run instead
+            # of a host-to-device transfer per step.
+            device = self.trainer.strategy.root_device
+            if shard:
+                rank, world_size = self.trainer.global_rank, self.trainer.world_size
+        return TensorBatches(x.to(device), y.to(device), batch_size, shuffle=shuffle, seed=self.shuffle_seed,
+                             rank=rank, world_size=world_size)
+
+    def _held_out(self) -> TensorBatches:
+        # Not sharded: every rank scores all held-out rows, so metrics need no gathering
+        # and never depend on how many devices ran.
+        return self._batches("held_out", self.eval_batch_size, shuffle=False, shard=False)
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", self.batch_size, self.shuffle, shard=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._held_out()
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._held_out()
