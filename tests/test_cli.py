@@ -24,9 +24,9 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def job_overrides(job_dir: Path) -> tuple[int, dict[str, str]]:
-    """``2_optimizer=sgd,seed=1`` -> (2, {"optimizer": "sgd", "seed": "1"})."""
+    """``2_optimizer-sgd+seed-1`` -> (2, {"optimizer": "sgd", "seed": "1"})."""
     number, _, overrides = job_dir.name.partition("_")
-    return int(number), dict(item.split("=", 1) for item in overrides.split(","))
+    return int(number), dict(item.split("-", 1) for item in overrides.split("+"))
 
 
 def hparams_session(run_dir: Path) -> dict[str, object]:
@@ -44,7 +44,7 @@ def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path, quick
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in tmp_path.iterdir()] == ["logs"]  # nothing lands in the working directory
     run_dir = only_child(tmp_path / "logs" / "runs")
-    assert "optimizer=rmsprop" in run_dir.name
+    assert run_dir.name.endswith("_callbacks.progress_bar.refresh_rate-0+optimizer-rmsprop+trainer.enable_model_summary-false+trainer.max_epochs-2")
     for expected in ("checkpoints/last.ckpt", ".hydra/config.yaml", "train.log"):
         assert (run_dir / expected).is_file(), expected
 
@@ -102,10 +102,10 @@ def test_sweeping_two_keys_and_rerunning_never_shares_a_directory(tmp_path: Path
     for sweep_dir in sweeps:
         jobs = job_dirs(sweep_dir)
         assert [job.name for job in jobs] == [
-            "0_data.n_samples=400,optimizer=adam,seed=1,trainer.max_epochs=1",
-            "1_data.n_samples=400,optimizer=adam,seed=2,trainer.max_epochs=1",
-            "2_data.n_samples=400,optimizer=sgd,seed=1,trainer.max_epochs=1",
-            "3_data.n_samples=400,optimizer=sgd,seed=2,trainer.max_epochs=1",
+            "0_data.n_samples-400+optimizer-adam+seed-1+trainer.max_epochs-1",
+            "1_data.n_samples-400+optimizer-adam+seed-2+trainer.max_epochs-1",
+            "2_data.n_samples-400+optimizer-sgd+seed-1+trainer.max_epochs-1",
+            "3_data.n_samples-400+optimizer-sgd+seed-2+trainer.max_epochs-1",
         ]
         for job in jobs:
             # One run's points only: 20 steps of 16 rows (320 training rows), logged once.

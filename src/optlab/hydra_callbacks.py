@@ -74,6 +74,11 @@ def sweep_has_failed_job(sweep_dir: Path) -> bool:
 
 
 class SweepReport(Callback):
+    """Write the report; exit non-zero when a job failed, unless ``fail_on_job_error`` is off (searches)."""
+
+    def __init__(self, fail_on_job_error: bool = True) -> None:
+        self.fail_on_job_error = fail_on_job_error
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
             return
@@ -90,4 +95,5 @@ class SweepReport(Callback):
             log.error("%d of %d jobs failed:", len(failed), len(jobs))
             for job in failed:
                 log.error("  %s: %s", job.path.name, job.error)
-            sys.exit(1)
+            if self.fail_on_job_error:
+                sys.exit(1)

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from optlab.errors import ConfigError, NumericalError
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
@@ -68,11 +69,13 @@ class BinaryClassifier(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         init: str = "default",
         init_params: Mapping[str, Mapping[str, Any]] | None = None,
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
-        # The factory is a functools.partial: kept out of hparams so hparams.yaml and the
-        # checkpoint stay plain data that yaml.safe_load and weights_only loading accept.
-        self.save_hyperparameters(ignore=["optimizer"])
+        # The factories are functools.partial objects: kept out of hparams so hparams.yaml and
+        # the checkpoint stay plain data that yaml.safe_load and weights_only loading accept.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.scheduler_factory = scheduler
         self.net = build_mlp(input_size, list(hidden_sizes))
         initialise(self.net, init, (init_params or {}).get(init, {}))
         self.loss_fn = nn.BCELoss()
@@ -92,10 +95,13 @@ class BinaryClassifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise ValueError("BinaryClassifier needs an optimizer factory to train")
-        return self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
 
     # Training losses stay on the device, one tensor per batch, and go to the loggers once
     # per epoch. ``self.log`` on every step costs about a third of a millisecond of

@@ -8,12 +8,16 @@ from omegaconf import OmegaConf
 
 
 def path_safe(text: str) -> str:
-    """Make an override string usable as one directory name (``data.path=/a/b`` has slashes)."""
-    return re.sub(r"[^\w.=,+-]", "_", text).strip("_")[:120]
+    """Make an override string one directory name that Hydra also accepts unquoted as a value.
+
+    Slashes (``data.path-/a/b``) and characters Hydra's override grammar reserves (``=``,
+    ``,``, quotes, brackets) become ``_``.
+    """
+    return re.sub(r"[^\w.+-]", "_", text).strip("_")[:120]
 
 
 def name_suffix(overrides: str) -> str:
-    """``_optimizer=sgd`` for a run with overrides, nothing for the default run."""
+    """``_optimizer-sgd`` for a run with overrides, nothing for the default run."""
     return f"_{path_safe(overrides)}" if overrides else ""
 
 

@@ -21,6 +21,7 @@ from optlab.errors import Interrupted, OutputDirInUse
 from optlab.results import RunResult, last_line, write_result
 from optlab.threads import set_threads
 from optlab.tb_hparams import run_hparams, write_hparams_session
+from optlab.config_tree import print_config_tree
 from optlab.validation import build, validate
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ def train(cfg: DictConfig) -> float:
 
 def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     validate(cfg)
+    if cfg.get("print_config") and rank_zero_only.rank == 0:
+        print_config_tree(cfg)
     threads = set_threads(cfg.get("num_threads"))
     log.info("torch uses %d CPU thread(s)", threads)
     L.seed_everything(cfg.seed, workers=True)
@@ -94,6 +97,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
         "model",
         input_size=datamodule.n_features,
         optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         _convert_="all",
     )
 
