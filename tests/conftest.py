@@ -33,14 +33,14 @@ def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfi
 
 
 def run_train(
-    args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+    args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None, script: str = "train.py"
 ) -> subprocess.CompletedProcess[str]:
-    """``python train.py ARGS`` in ``cwd``, as a user would run it."""
+    """``python train.py ARGS`` (or another entry script) in ``cwd``, as a user would run it."""
     base = {**os.environ, "PYTHONWARNINGS": "ignore"}
     base.pop("HYDRA_FULL_ERROR", None)  # users see Hydra's short errors, so do the tests
     env = {**base, **(env or {})}
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
+        [sys.executable, str(ROOT / script), *args],
         cwd=cwd,
         env=env,
         capture_output=True,

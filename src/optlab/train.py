@@ -104,7 +104,7 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"), "callbacks")
     loggers: list[Logger] = instantiate_group(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    write_hparams_session(loggers, run_hparams(cfg, optimizer_name(cfg)), METRIC_TAGS)
+    write_hparams_session(trainer.loggers, run_hparams(cfg, optimizer_name(cfg)), METRIC_TAGS)
 
     started = time.perf_counter()
     try:
