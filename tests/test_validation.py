@@ -30,6 +30,8 @@ CASES = [
     (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path='/nonexistent/last.ckpt'", "existing checkpoint file"),
     (["+optimizer.lrr=1"], "optimizer.lrr=1", "torch.optim.Adam accepts: lr, betas"),
     (["+data.foo=1"], "data.foo=1", "optlab.data.BlobDataModule accepts: n_samples"),
+    (["optimized_metric=val/accuracy"], "optimized_metric='val/accuracy'", "expected one of train/loss_epoch, val/loss"),
+    (["model.hidden_sizes=[8]", "+model.width=3"], "model.width=3", "optlab.model.BinaryClassifier accepts: hidden_sizes"),
 ]
 
 

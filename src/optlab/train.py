@@ -15,18 +15,16 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from optlab.errors import Interrupted, OutputDirInUse
-from optlab.results import RunResult, last_line, write_result
-from optlab.threads import set_threads
-from optlab.tb_hparams import run_hparams, write_hparams_session
 from optlab.config_tree import print_config_tree
-from optlab.validation import build, validate
+from optlab.errors import ConfigError, Interrupted, OutputDirInUse
+from optlab.results import RunResult, last_line, write_result
+from optlab.tb_hparams import run_hparams, write_hparams_session
+from optlab.threads import set_threads
+from optlab.validation import METRIC_TAGS, build, validate
 
 log = logging.getLogger(__name__)
-
-METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc")
 
 
 def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
@@ -36,8 +34,8 @@ def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
         if node is None:
             continue
         if "_target_" not in node:
-            raise ValueError(f"{key}.{name} has no _target_: every {key} entry names the class to build")
-        objects.append(instantiate(node))
+            raise ConfigError(f"{key}.{name}", OmegaConf.to_container(node), "expected a _target_ naming the class to build")
+        objects.append(build(node, f"{key}.{name}"))
     return objects
 
 

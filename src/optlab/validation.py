@@ -22,6 +22,8 @@ from omegaconf import DictConfig
 from optlab.errors import ConfigError, UserError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# What every training run logs, and so what optimized_metric may name.
+METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc")
 
 
 def is_number(value: Any) -> bool:
@@ -123,3 +125,7 @@ def validate(cfg: DictConfig) -> None:
     check_optimizer(cfg.optimizer)
     check_trainer(cfg.trainer)
     check_ckpt_path(cfg.get("ckpt_path"))
+    if cfg.get("optimized_metric") not in METRIC_TAGS:
+        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"expected one of {', '.join(METRIC_TAGS)}")
+    if cfg.get("optimized_direction", "minimize") not in ("minimize", "maximize"):
+        raise ConfigError("optimized_direction", cfg.get("optimized_direction"), "expected minimize or maximize")
