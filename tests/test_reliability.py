@@ -66,6 +66,13 @@ def test_resuming_gives_bitwise_the_same_run(tmp_path: Path) -> None:
     assert resumed_scalars["test/acc"] == straight_scalars["test/acc"]
 
 
+def test_resuming_a_finished_run_still_reports_its_metrics(tmp_path: Path) -> None:
+    train(compose_config(tmp_path / "done", [*SMALL, "trainer.max_epochs=2"]))
+    ckpt = tmp_path / "done" / "checkpoints" / "last.ckpt"
+    value = train(compose_config(tmp_path / "again", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={ckpt}"]))
+    assert value == read_scalars(tmp_path / "done")["val/loss"][-1][1]
+
+
 def test_same_config_twice_is_identical_and_seeds_differ(tmp_path: Path) -> None:
     runs = {name: tmp_path / name for name in ("a", "b", "seed7")}
     train(compose_config(runs["a"], [*SMALL, "trainer.max_epochs=2"]))
@@ -106,10 +113,14 @@ def test_a_signal_mid_epoch_leaves_a_resumable_checkpoint(tmp_path: Path, signum
     output, _ = process.communicate(timeout=120)
     assert process.returncode != 0, output
     interrupted = torch.load(last, weights_only=True)
-    assert interrupted["global_step"] > epoch_end_step  # saved mid-epoch, not the epoch-end checkpoint
+    assert interrupted["global_step"] > epoch_end_step, output[-2000:]  # saved at the interrupt, after epoch 1's checkpoint
     assert "train/loss_epoch" in read_scalars(run_dir)  # the TensorBoard run is still readable
 
-    resumed = run_train([f"hydra.run.dir={tmp_path / 'resumed'}", f"ckpt_path={last}", "trainer.max_epochs=3",
+    # The signal may land anywhere, an epoch's end included: resume for two epochs more.
+    max_epochs = interrupted["epoch"] + 3
+    resumed = run_train([f"hydra.run.dir={tmp_path / 'resumed'}", f"ckpt_path={last}", f"trainer.max_epochs={max_epochs}",
                          "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    assert f"`max_epochs={max_epochs}` reached" in resumed.stdout + resumed.stderr
+    final = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] >= interrupted["global_step"] + 250, (interrupted["epoch"], interrupted["global_step"], final["global_step"])

@@ -114,6 +114,9 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
             f"resume with ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
         ) from None
     fit_seconds = time.perf_counter() - started
+    if not any(name.startswith("val/") for name in trainer.callback_metrics):
+        # Nothing was left to train (a resumed run already at max_epochs): score it anyway.
+        trainer.validate(model, datamodule=datamodule, verbose=False)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
