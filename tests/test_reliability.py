@@ -56,6 +56,10 @@ def test_resuming_gives_bitwise_the_same_run(tmp_path: Path) -> None:
     ckpt = first_half / "checkpoints" / "last.ckpt"
     train(compose_config(resumed, [*SMALL, "trainer.max_epochs=6", f"ckpt_path={ckpt}"]))
 
+    for run in (straight, resumed):  # last.ckpt is the final state, whether or not val/loss improved
+        final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        assert (final["epoch"], final["global_step"]) == (5, 6 * 50)
+    assert (first_half / "checkpoints" / "best.ckpt").is_file()
     expected, actual = state_dict(straight), state_dict(resumed)
     assert expected.keys() == actual.keys()
     for name in expected:

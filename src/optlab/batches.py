@@ -10,7 +10,7 @@ distributed ranks itself (Lightning only injects a ``DistributedSampler`` into r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -28,6 +28,7 @@ class TensorBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        batches_done: Callable[[], int] | None = None,
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
@@ -42,6 +43,9 @@ class TensorBatches:
         # a shuffled, resumed run sees exactly the order an uninterrupted one would.
         self.sampler = self
         self.batch_sampler = None
+        # How many of this epoch's batches were already trained when iteration starts: 0,
+        # except when a run resumes from a checkpoint saved mid-epoch (Ctrl+C, SIGTERM).
+        self.batches_done = batches_done or (lambda: 0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -62,5 +66,5 @@ class TensorBatches:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(len(x), generator=generator).to(x.device)
             x, y = x[order], y[order]
-        for start in self._batch_starts():
+        for start in self._batch_starts()[self.batches_done() :]:
             yield x[start : start + self.batch_size], y[start : start + self.batch_size]

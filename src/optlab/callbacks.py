@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,16 +38,44 @@ class ThrottledRichProgressBar(RichProgressBar):
 
 
 class CheckpointOnInterrupt(Callback):
-    """On Ctrl+C (SIGINT) or SIGTERM, save the current state as ``checkpoints/last.ckpt``.
+    """On Ctrl+C (SIGINT) or SIGTERM, finish the current batch, then save ``checkpoints/last.ckpt``.
 
     ``ckpt_path=.../last.ckpt`` then resumes from where the run stopped, not from the end
-    of the last finished epoch. Other exceptions (a crash, a diverged run) save nothing:
-    their state is not worth resuming from, and the previous ``last.ckpt`` stays intact.
+    of the last finished epoch. The save waits for the batch to end so that the weights,
+    optimizer state and loop counters agree (a KeyboardInterrupt can land mid-step); a
+    second Ctrl+C interrupts at once. Other exceptions (a crash, a diverged run) save
+    nothing: their state is not worth resuming from, and the previous ``last.ckpt`` stays.
     """
 
+    def __init__(self) -> None:
+        self.stop_requested = False
+        self._previous_handler: Any = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1 and threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+        signal.signal(signal.SIGINT, self._previous_handler)  # a second Ctrl+C is not delayed
+        log.info("Ctrl+C: stopping after this batch and saving last.ckpt (press again to stop at once)")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.stop_requested:
+            self._save(trainer)
+            raise KeyboardInterrupt
+
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt | SIGTERMException) or trainer.world_size > 1:
-            return  # under DDP the other ranks may not reach a save's barrier
+        # Lightning raises SIGTERMException only between batches, so the state is consistent.
+        if isinstance(exception, SIGTERMException) and trainer.world_size == 1:
+            self._save(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous_handler is not None and not self.stop_requested:
+            signal.signal(signal.SIGINT, self._previous_handler)
+        self._previous_handler = None
+
+    def _save(self, trainer: L.Trainer) -> None:
         checkpoint = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)), None)
         if checkpoint is None or checkpoint.dirpath is None:
             return

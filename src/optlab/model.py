@@ -106,10 +106,6 @@ class BinaryClassifier(L.LightningModule):
     # Training losses stay on the device, one tensor per batch, and go to the loggers once
     # per epoch. ``self.log`` on every step costs about a third of a millisecond of
     # bookkeeping plus a host sync, more than a whole step of this model on a CPU.
-    def on_train_epoch_start(self) -> None:
-        self._step_losses = []
-        self._epoch_start_step = self.global_step
-
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         try:
@@ -119,6 +115,8 @@ class BinaryClassifier(L.LightningModule):
             if "between 0 and 1" not in str(error):
                 raise
             raise self._diverged("the model's outputs", self.global_step) from None
+        if not self._step_losses:  # the epoch's first step (later than 0 when resumed mid-epoch)
+            self._epoch_start_step = self.global_step
         self._step_losses.append(loss.detach())
         return loss
 
@@ -144,6 +142,7 @@ class BinaryClassifier(L.LightningModule):
         if not self._step_losses:
             return
         losses = torch.stack(self._step_losses)
+        self._step_losses = []
         self._check_finite(losses)
         self.log("train/loss_epoch", losses.mean(), sync_dist=True)
         if self.trainer.is_global_zero:

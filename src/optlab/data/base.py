@@ -59,14 +59,17 @@ class InMemoryDataModule(L.LightningDataModule):
     def _batches(self, split: str, batch_size: int, shuffle: bool, shard: bool) -> TensorBatches:
         x, y = self.splits[split]
         rank, world_size, device = 0, 1, torch.device("cpu")
+        batches_done = None
         if self.trainer is not None:
             # Keep the whole (small) split on the accelerator: one copy per run instead
             # of a host-to-device transfer per step.
             device = self.trainer.strategy.root_device
-            if shard:
+            if shard:  # the training split
                 rank, world_size = self.trainer.global_rank, self.trainer.world_size
+                batch_progress = self.trainer.fit_loop.epoch_loop.batch_progress
+                batches_done = lambda: batch_progress.current.completed  # noqa: E731  (non-zero only on a mid-epoch resume)
         return TensorBatches(x.to(device), y.to(device), batch_size, shuffle=shuffle, seed=self.shuffle_seed,
-                             rank=rank, world_size=world_size)
+                             rank=rank, world_size=world_size, batches_done=batches_done)
 
     def _held_out(self) -> TensorBatches:
         # Not sharded: every rank scores all held-out rows, so metrics need no gathering
