@@ -92,3 +92,12 @@ def test_unwritable_log_dir_is_reported_before_anything_runs(tmp_path: Path) -> 
     assert result.returncode == 1
     assert f"{blocker} is a file, not a directory" in output and "paths.log_dir" in output
     assert "Traceback" not in output and "Seed set" not in output
+
+
+def test_ddp_inside_a_local_sweep_is_refused(tmp_path: Path) -> None:
+    """Lightning's ddp re-runs the command line for its extra ranks: inside -m, the whole sweep."""
+    result = run_train(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.n_samples=200"], cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "trainer.strategy='ddp' is not valid: cannot run inside a local sweep (-m)" in output
+    assert "Traceback" not in output

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import pickle
 import re
 from pathlib import Path
@@ -84,6 +85,24 @@ def check_trainer(trainer: DictConfig) -> None:
     ):
         raise ConfigError("trainer.max_epochs", max_epochs, "expected an integer >= 0 (or -1 with trainer.max_steps > 0)")
     check_accelerator(trainer.get("accelerator", "auto"))
+    check_strategy_in_sweep(trainer)
+
+
+def check_strategy_in_sweep(trainer: DictConfig) -> None:
+    """Lightning's ``ddp`` starts its extra processes by re-running the command line; inside a
+    local sweep that command is the whole sweep. Under SLURM the processes already exist."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    strategy = trainer.get("strategy", "auto")
+    if in_sweep and isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy \
+            and "SLURM_NTASKS" not in os.environ:
+        raise ConfigError(
+            "trainer.strategy", strategy,
+            "cannot run inside a local sweep (-m): its extra processes would re-run the whole sweep; "
+            "use trainer.strategy=ddp_spawn, one command per configuration, or hydra/launcher=slurm",
+        )
 
 
 def check_accelerator(accelerator: Any) -> None:
