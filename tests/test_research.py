@@ -217,4 +217,5 @@ def test_progress_bar_redraws_a_few_times_per_second(tmp_path: Path) -> None:
     train(compose_config(tmp_path, ["+callbacks.counting_bar._target_=test_research.CountingBar", "trainer.max_epochs=1",
                                     "print_config=false"]))
     seconds = time.monotonic() - started
-    assert 1 <= CountingBar.updates <= 4 * seconds + 3  # 250 batches, at most ~4 updates a second (+ epoch ends)
+    # 250 batches: an unthrottled bar updates 250 times; this one about 4 times a second plus epoch ends.
+    assert 1 <= CountingBar.updates <= min(4 * seconds + 10, 60), (CountingBar.updates, seconds)
