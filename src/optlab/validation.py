@@ -41,6 +41,16 @@ def accepted_arguments(target: type) -> list[str]:
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
 
 
+def unknown_argument(error: TypeError, node: DictConfig, key: str, given: Any = ()) -> ConfigError | None:
+    """``TypeError: ... unexpected keyword argument 'lrr'`` as a ConfigError listing what the class takes."""
+    if "unexpected keyword argument" not in str(error):
+        return None
+    name = str(error).rsplit("'", 2)[-2]
+    target = node._target_
+    accepted = ", ".join(a for a in accepted_arguments(get_class(target)) if a not in given)
+    return ConfigError(f"{key}.{name}", node.get(name), f"{target} accepts: {accepted}")
+
+
 def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``instantiate`` with the user's mistakes turned into one-line errors naming ``key``."""
     try:
@@ -49,13 +59,10 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
         cause = error.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        target = node.get("_target_")
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
-            name = str(cause).rsplit("'", 2)[-2]
-            accepted = ", ".join(a for a in accepted_arguments(get_class(target)) if a not in kwargs)
-            raise ConfigError(f"{key}.{name}", node.get(name), f"{target} accepts: {accepted}") from None
+        if isinstance(cause, TypeError) and (unknown := unknown_argument(cause, node, key, given=kwargs)):
+            raise unknown from None
         if cause is None:  # the target itself could not be found or imported
-            raise ConfigError(f"{key}._target_", target, "expected an importable class") from None
+            raise ConfigError(f"{key}._target_", node.get("_target_"), "expected an importable class") from None
         raise
 
 
@@ -68,11 +75,9 @@ def check_optimizer(optimizer: DictConfig) -> None:
     try:
         factory([torch.nn.Parameter(torch.zeros(1))])
     except TypeError as error:
-        if "unexpected keyword argument" not in str(error):
+        if not (unknown := unknown_argument(error, optimizer, "optimizer", given=("params",))):
             raise
-        name = str(error).rsplit("'", 2)[-2]
-        accepted = ", ".join(a for a in accepted_arguments(get_class(optimizer._target_)) if a != "params")
-        raise ConfigError(f"optimizer.{name}", optimizer.get(name), f"{optimizer._target_} accepts: {accepted}") from None
+        raise unknown from None
     except ValueError as error:  # torch's messages name the argument, e.g. "Invalid beta parameter at index 0: 2.0"
         raise UserError(f"optimizer ({optimizer._target_}): {error}") from None
 
