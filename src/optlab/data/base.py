@@ -10,7 +10,7 @@ from torch import Tensor
 
 from optlab.batches import TensorBatches
 from optlab.errors import ConfigError
-from optlab.validation import require_int
+from optlab.validation import is_number, require_int
 
 Split = tuple[Tensor, Tensor]  # features (n, n_features) float32, labels (n, 1) float32 in {0, 1}
 
@@ -84,3 +84,15 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> TensorBatches:
         return self._held_out()
+
+
+
+def check_train_fraction(train_fraction: float, n_samples: int) -> None:
+    if not (is_number(train_fraction) and 0 < train_fraction < 1):
+        raise ConfigError("data.train_fraction", train_fraction, "expected a number strictly between 0 and 1")
+    n_train = int(n_samples * train_fraction)
+    if n_train < 1 or n_train >= n_samples:
+        raise ConfigError(
+            "data.n_samples", n_samples,
+            f"too few rows to split with data.train_fraction={train_fraction}: need at least one training and one held-out row",
+        )

@@ -7,7 +7,7 @@ import math
 import torch
 from sklearn.datasets import make_blobs
 
-from optlab.data.base import InMemoryDataModule, Split
+from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
 from optlab.errors import ConfigError
 from optlab.validation import is_number, require_int
 
@@ -60,13 +60,3 @@ class BlobDataModule(InMemoryDataModule):
         n_train = int(hp.n_samples * hp.train_fraction)
         return {"train": (x[:n_train], y[:n_train]), "held_out": (x[n_train:], y[n_train:])}
 
-
-def check_train_fraction(train_fraction: float, n_samples: int) -> None:
-    if not (is_number(train_fraction) and 0 < train_fraction < 1):
-        raise ConfigError("data.train_fraction", train_fraction, "expected a number strictly between 0 and 1")
-    n_train = int(n_samples * train_fraction)
-    if n_train < 1 or n_train >= n_samples:
-        raise ConfigError(
-            "data.n_samples", n_samples,
-            f"too few rows to split with data.train_fraction={train_fraction}: need at least one training and one held-out row",
-        )

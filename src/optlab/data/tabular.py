@@ -14,14 +14,12 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from optlab.data.base import InMemoryDataModule, Split
+from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
 from optlab.errors import ConfigError
-from optlab.validation import is_number
 
 
 def stratified_standardised_splits(x: np.ndarray, y: np.ndarray, train_fraction: float, random_state: int) -> dict[str, Split]:
-    if not (is_number(train_fraction) and 0 < train_fraction < 1):
-        raise ConfigError("data.train_fraction", train_fraction, "expected a number strictly between 0 and 1")
+    check_train_fraction(train_fraction, len(y))
     x_train, x_held, y_train, y_held = train_test_split(
         x, y, train_size=train_fraction, stratify=y, random_state=random_state
     )
