@@ -7,11 +7,13 @@ import signal
 import threading
 import time
 from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 import lightning as L
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch import callbacks as lightning_callbacks
+from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,20 @@ class ThrottledRichProgressBar(RichProgressBar):
             return
         self._next_update = now + 1.0 / max(self.refresh_rate, 1)
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` with its state key built once instead of on every hook call.
+
+    Lightning formats ``callback.state_key`` for each callback at each hook, six times a
+    training step; the stock checkpoint builds it from a ``repr`` of its settings, which do
+    not change after ``__init__``. Same class name, so the key, and the checkpoints it
+    writes, stay exactly Lightning's.
+    """
+
+    @cached_property
+    def state_key(self) -> str:
+        return super().state_key
 
 
 class CheckpointOnInterrupt(Callback):
@@ -76,7 +92,7 @@ class CheckpointOnInterrupt(Callback):
         self._previous_handler = None
 
     def _save(self, trainer: L.Trainer) -> None:
-        checkpoint = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)), None)
+        checkpoint = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, lightning_callbacks.ModelCheckpoint)), None)
         if checkpoint is None or checkpoint.dirpath is None:
             return
         path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
