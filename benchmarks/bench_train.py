@@ -7,7 +7,8 @@
    per-epoch validation), checking that both give the same losses.
 2. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
    peak memory, and the time from launch to the first training step.
-3. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=joblib``.
+3. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
+   (this template's) and ``hydra/launcher=joblib`` (Hydra's plugin), checking the same losses.
 
 Every figure is the median over the repetitions; ratios are ours / plain.
 """
@@ -108,6 +109,13 @@ def sweep(cwd: Path, launcher: list[str]) -> tuple[float, dict[str, str]]:
     return wall, finals
 
 
+def same_finals(ours: dict[str, str], sequential: dict[str, str]) -> bool:
+    """Each job's final training loss equals the sequential sweep's to 1e-3 relative."""
+    return ours.keys() == sequential.keys() and all(
+        abs(float(ours[job]) - float(sequential[job])) <= 1e-3 * abs(float(sequential[job])) + 1e-9 for job in sequential
+    )
+
+
 def median_ratio(ours: list[float], plain: list[float]) -> float:
     return statistics.median(o / p for o, p in zip(ours, plain))
 
@@ -115,7 +123,7 @@ def median_ratio(ours: list[float], plain: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--sweep-reps", type=int, default=2)
+    parser.add_argument("--sweep-reps", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "process", "sweep"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="optlab-bench-"))
@@ -158,20 +166,21 @@ def main() -> None:
         rows.append(("launch to first training step (s)", "", f"{statistics.median(startup):.2f}", ""))
 
     if "sweep" not in args.skip:
-        sequential, parallel = [], []
+        launchers = {"sequential": [], "joblib": ["hydra/launcher=joblib"], "parallel": ["hydra/launcher=parallel"]}
+        walls: dict[str, list[float]] = {name: [] for name in launchers}
         for rep in range(args.sweep_reps):
-            wall, seq_finals = sweep(work, [])
-            sequential.append(wall)
-            wall, par_finals = sweep(work, ["hydra/launcher=joblib"])
-            parallel.append(wall)
-            same = all(abs(float(seq_finals[job]) - float(par_finals[job])) <= 1e-3 * abs(float(seq_finals[job])) + 1e-9
-                       for job in seq_finals)
-            print(f"  sweep rep {rep}: sequential {sequential[-1]:.1f} s, joblib {parallel[-1]:.1f} s, same numbers: {same}",
-                  flush=True)
-            if not same:
-                raise SystemExit(f"parallel sweep numbers differ: {seq_finals} vs {par_finals}")
-        rows.append(("3-optimizer sweep, joblib vs sequential (s)", f"{statistics.median(sequential):.1f}",
-                     f"{statistics.median(parallel):.1f}", f"{median_ratio(parallel, sequential):.2f}"))
+            finals = {}
+            for name, launcher in launchers.items():
+                wall, finals[name] = sweep(work, launcher)
+                walls[name].append(wall)
+            for name in ("joblib", "parallel"):
+                if not same_finals(finals["sequential"], finals[name]):
+                    raise SystemExit(f"{name} sweep numbers differ from the sequential sweep: {finals[name]} vs {finals['sequential']}")
+            print(f"  sweep rep {rep}: " + ", ".join(f"{name} {walls[name][-1]:.1f} s" for name in launchers)
+                  + " (same numbers)", flush=True)
+        for name in ("parallel", "joblib"):
+            rows.append((f"3-optimizer sweep, hydra/launcher={name} vs sequential (s)", f"{statistics.median(walls['sequential']):.1f}",
+                         f"{statistics.median(walls[name]):.1f}", f"{median_ratio(walls[name], walls['sequential']):.2f}"))
 
     print("\n| measure | plain / baseline | optlab | ratio |\n|---|---|---|---|")
     for row in rows:

@@ -59,6 +59,11 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     }
 
 
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """A sweep's job directories, in job order (the number prefix sorts them)."""
+    return sorted((d for d in sweep_dir.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+
+
 @pytest.fixture
 def quick_run_args() -> list[str]:
     """Overrides that keep a subprocess run short and its output quiet."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import read_scalars, run_train
+from conftest import job_dirs, read_scalars, run_train
 from notebook_reference import notebook_losses
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
@@ -17,10 +17,6 @@ def only_child(directory: Path) -> Path:
     children = list(directory.iterdir())
     assert len(children) == 1, children
     return children[0]
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((d for d in sweep_dir.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
 
 
 def job_overrides(job_dir: Path) -> tuple[int, dict[str, str]]:
@@ -158,18 +154,3 @@ def test_ddp_on_cpu_trains_with_two_processes_and_one_set_of_logs(tmp_path: Path
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list(run_dir.glob(".hydra/config.yaml"))) == 1
     assert "GLOO" in result.stderr.upper() or "gloo" in result.stdout
-
-
-def test_parallel_joblib_sweep_gives_the_sequential_numbers(tmp_path: Path) -> None:
-    """One thread per job in parallel, two in sequence: MKL's strict mode keeps the numbers equal."""
-    args = ["-m", "optimizer=sgd,rmsprop", "trainer.max_epochs=2", "data.n_samples=1000", "print_config=false",
-            "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
-    finals = {}
-    for name, launcher in (("sequential", []), ("parallel", ["hydra/launcher=joblib"])):
-        result = run_train([*args, *launcher, f"hydra.sweep.dir={tmp_path / name}"], cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-        finals[name] = [read_scalars(job)["train/loss_epoch"] for job in job_dirs(tmp_path / name)]
-    # joblib runs one job per core here, so each job gets one thread (the sequential ones, all cores).
-    logs = "".join(log.read_text() for log in (tmp_path / "parallel").glob("*/train.log"))
-    assert logs.count("torch uses 1 CPU thread(s)") == 2
-    assert finals["parallel"] == finals["sequential"]

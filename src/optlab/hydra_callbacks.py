@@ -54,6 +54,21 @@ class CheckLogDir(Callback):
         self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
+class CheckLauncher(Callback):
+    """Stop with one line, before any job starts, when ``hydra/launcher=parallel`` gets a bad ``n_jobs``."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = config.hydra.launcher
+        if not str(launcher.get("_target_", "")).endswith(".ParallelLauncher"):
+            return
+        from hydra_plugins.optlab_launcher.parallel_launcher import n_jobs_problem
+
+        problem = n_jobs_problem(launcher.get("n_jobs"))
+        if problem:
+            log.error("%s", problem)
+            sys.exit(1)
+
+
 def rebuild_report(sweep_dir: Path) -> list[Any]:
     from optlab.report import build_report
 
