@@ -8,7 +8,8 @@
 2. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
    peak memory, and the time from launch to the first training step.
 3. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
-   (this template's) and ``hydra/launcher=joblib`` (Hydra's plugin), checking the same losses.
+   (this template's; all jobs at once, and at most two), and ``hydra/launcher=joblib`` (Hydra's
+   plugin), checking that every launcher gives the same losses.
 
 Every figure is the median over the repetitions; ratios are ours / plain.
 """
@@ -166,19 +167,25 @@ def main() -> None:
         rows.append(("launch to first training step (s)", "", f"{statistics.median(startup):.2f}", ""))
 
     if "sweep" not in args.skip:
-        launchers = {"sequential": [], "joblib": ["hydra/launcher=joblib"], "parallel": ["hydra/launcher=parallel"]}
+        launchers = {
+            "sequential": [],
+            "parallel": ["hydra/launcher=parallel"],
+            "parallel, n_jobs=2": ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"],
+            "joblib": ["hydra/launcher=joblib"],
+        }
+        parallel_launchers = [name for name in launchers if name != "sequential"]
         walls: dict[str, list[float]] = {name: [] for name in launchers}
         for rep in range(args.sweep_reps):
             finals = {}
             for name, launcher in launchers.items():
                 wall, finals[name] = sweep(work, launcher)
                 walls[name].append(wall)
-            for name in ("joblib", "parallel"):
+            for name in parallel_launchers:
                 if not same_finals(finals["sequential"], finals[name]):
                     raise SystemExit(f"{name} sweep numbers differ from the sequential sweep: {finals[name]} vs {finals['sequential']}")
             print(f"  sweep rep {rep}: " + ", ".join(f"{name} {walls[name][-1]:.1f} s" for name in launchers)
                   + " (same numbers)", flush=True)
-        for name in ("parallel", "joblib"):
+        for name in parallel_launchers:
             rows.append((f"3-optimizer sweep, hydra/launcher={name} vs sequential (s)", f"{statistics.median(walls['sequential']):.1f}",
                          f"{statistics.median(walls[name]):.1f}", f"{median_ratio(walls[name], walls['sequential']):.2f}"))
 
