@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -55,7 +56,7 @@ class CheckLogDir(Callback):
 
 
 class CheckLauncher(Callback):
-    """Stop with one line, before any job starts, when ``hydra/launcher=parallel`` gets a bad ``n_jobs``."""
+    """Stop with one line, before any job starts, when ``hydra/launcher=parallel`` cannot run as configured."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher = config.hydra.launcher
@@ -64,6 +65,8 @@ class CheckLauncher(Callback):
         from hydra_plugins.optlab_launcher.parallel_launcher import n_jobs_problem
 
         problem = n_jobs_problem(launcher.get("n_jobs"))
+        if "fork" not in multiprocessing.get_all_start_methods():
+            problem = "hydra/launcher=parallel needs fork (Linux, macOS), which this system lacks; use hydra/launcher=joblib"
         if problem:
             log.error("%s", problem)
             sys.exit(1)
