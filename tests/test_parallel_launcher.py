@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import pytest
 import torch
 from conftest import CONFIG_DIR, ROOT, job_dirs, read_scalars, run_train
 from hydra import compose, initialize_config_dir
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.optlab_launcher.parallel_launcher import concurrent_jobs, target_modules
+from hydra_plugins.optlab_launcher.results import JobTraceback, portable
 
 SWEEP = ["-m", "optimizer=sgd,rmsprop", "trainer.max_epochs=2", "data.n_samples=1000", "print_config=false",
          "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
@@ -48,8 +51,10 @@ def test_parallel_sweep_gives_the_sequential_numbers(
     result = run_train([*SWEEP, f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert epoch_losses(tmp_path / "sweep") == sequential_losses
-    # Two jobs at once share the cores: each gets its half (at least one thread).
-    threads = max(1, (os.cpu_count() or 1) // 2)
+    # The cores are shared among the jobs running at once: both jobs for parallel, one per
+    # core for joblib (its n_jobs=-1), at least one thread each.
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // (2 if launcher == "parallel" else cores))
     assert job_logs(tmp_path / "sweep").count(f"torch uses {threads} CPU thread(s)") == 2
     assert (tmp_path / "sweep" / "summary.md").is_file()
 
@@ -72,7 +77,7 @@ def test_bad_n_jobs_is_one_line_before_any_job(n_jobs: str, tmp_path: Path) -> N
     result = run_train(["-m", "optimizer=adam,sgd", "hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}"], cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1
-    assert f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for all at once" in output
+    assert f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for up to two per core" in output
     assert "Traceback" not in output
     assert not (tmp_path / "logs").exists()
 
@@ -86,6 +91,8 @@ import hydra
 def main(cfg):
     if cfg.action == "die":
         os._exit(3)  # as if killed: no result, no traceback
+    if cfg.action == "raise":
+        raise ValueError("a bug in the task")
     child = multiprocessing.get_context("spawn").Process(target=print, args=("child ran",))
     child.start()  # joblib's daemonic workers may not do this
     child.join()
@@ -97,21 +104,56 @@ if __name__ == "__main__":
 """
 
 
-def test_a_job_that_dies_is_reported_and_jobs_may_start_processes(tmp_path: Path) -> None:
+def run_app(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """A tiny Hydra app on this template's configs, whose jobs fail or start processes on request."""
     (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(config_dir=str(CONFIG_DIR))))
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    result = run_train(
-        ["-m", "+action=child,die", "hydra/launcher=parallel", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, env=env, script=str(tmp_path / "app.py"),
-    )
+    return run_train(["-m", "hydra/launcher=parallel", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args],
+                     cwd=tmp_path, env=env, script=str(tmp_path / "app.py"))
+
+
+def test_batches_reuse_one_zygote_and_jobs_may_start_processes(tmp_path: Path) -> None:
+    # Two batches (as Optuna launches them), at most two jobs at once.
+    result = run_app(tmp_path, ["+action=child", "+n=1,2,3", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=2",
+                                "~hydra.callbacks.sweep_report"])  # the app writes no result.json to report
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "Launching 2 jobs, 2 at a time" in output and "Launching 1 jobs, 1 at a time" in output
+    assert output.count("every job starts from here") == 1  # the second batch forks from the same zygote
+    assert [(job / "child_exitcode").read_text() for job in job_dirs(tmp_path / "sweep")] == ["0", "0", "0"]
+
+
+def test_failed_and_dead_jobs_are_reported_with_their_traceback(tmp_path: Path) -> None:
+    result = run_app(tmp_path, ["+action=child,raise,die"])
+    output = result.stdout + result.stderr
     assert result.returncode == 1
-    assert "sweep job #1 (+action=die) died with exit code 3" in result.stdout + result.stderr
-    finished, died = job_dirs(tmp_path / "sweep")
+    # The first failure is raised by Hydra's sweeper, with the traceback from inside the job.
+    assert "ValueError: a bug in the task" in output and 'app.py", line' in output, output[-3000:]
+    assert "Traceback" in output
+    finished, _, died = job_dirs(tmp_path / "sweep")
     assert (finished / "child_exitcode").read_text() == "0"
-    # The report, rebuilt when the dead job was reported, lists it as unfinished.
+    assert died.name == "2_+action-die"
+    # The report, rebuilt when the dead job was reported on its behalf, lists it as unfinished.
     report = (tmp_path / "sweep" / "summary.md").read_text()
-    assert "| 1 | action=die | failed |" in report and "the job was stopped before it finished" in report
-    assert died.name == "1_+action-die"
+    assert "| 2 | action=die | failed |" in report and "the job was stopped before it finished" in report
+
+
+class NeedsTwoArguments(Exception):
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+
+
+def test_results_that_cannot_travel_are_replaced_not_lost() -> None:
+    failed = JobReturn(overrides=["x=1"], status=JobStatus.FAILED)
+    failed.return_value = NeedsTwoArguments("lr", "too large")  # pickles, but cannot be rebuilt
+    received = pickle.loads(pickle.dumps(portable(failed)))
+    with pytest.raises(RuntimeError, match="NeedsTwoArguments") as raised:
+        received.return_value
+    assert isinstance(raised.value.__cause__, JobTraceback)
+
+    done = JobReturn(overrides=["x=2"], status=JobStatus.COMPLETED)
+    done.return_value = lambda: 0  # cannot be pickled
+    assert pickle.loads(pickle.dumps(portable(done))).return_value.startswith("<function")
 
 
 def test_the_zygote_preloads_every_configured_target() -> None:
@@ -123,26 +165,37 @@ def test_the_zygote_preloads_every_configured_target() -> None:
     assert not any(module.startswith("hydra") for module in modules)  # the launcher's own config is not the task's
 
 
-@pytest.mark.parametrize(("n_jobs", "sweep_jobs", "at_once"), [(-1, 3, 3), (2, 3, 2), (8, 3, 3), (-1, 1, 1)])
-def test_jobs_at_once(n_jobs: int, sweep_jobs: int, at_once: int) -> None:
-    assert concurrent_jobs(n_jobs, sweep_jobs) == at_once
+@pytest.mark.parametrize(("n_jobs", "sweep_jobs", "cores", "at_once"),
+                         [(-1, 3, 2, 3), (-1, 100, 16, 32), (2, 3, 2, 2), (8, 3, 2, 3), (-1, 1, 2, 1)])
+def test_jobs_at_once(n_jobs: int, sweep_jobs: int, cores: int, at_once: int) -> None:
+    assert concurrent_jobs(n_jobs, sweep_jobs, cores) == at_once
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_job_with_a_resumable_checkpoint(tmp_path: Path) -> None:
-    """Ctrl+C in a terminal reaches the whole process group: launcher, zygote and every job."""
+@pytest.mark.parametrize(
+    ("deliver", "signum"),
+    [("ctrl_c", signal.SIGINT), ("to_launcher", signal.SIGINT), ("to_launcher", signal.SIGTERM)],
+    ids=["ctrl_c", "sigint_to_launcher", "sigterm_to_launcher"],
+)
+def test_a_stopped_sweep_leaves_every_job_a_resumable_checkpoint(tmp_path: Path, deliver: str, signum: int) -> None:
+    """Ctrl+C in a terminal signals the launcher's process group; an IDE or a scheduler may signal the launcher alone."""
     sweep_dir = tmp_path / "sweep"
     command = [sys.executable, str(ROOT / "train.py"), "-m", "optimizer=adam,sgd,rmsprop", "trainer.max_epochs=200",
                "callbacks.progress_bar=null", "hydra/launcher=parallel", f"hydra.sweep.dir={sweep_dir}"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/checkpoints/last.ckpt"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)  # every job has finished its first epoch
-    os.killpg(process.pid, signal.SIGINT)
+    while len(list(sweep_dir.glob("*/checkpoints/last.ckpt"))) < 3:  # every job has finished its first epoch
+        assert time.monotonic() < deadline and process.poll() is None, "the jobs never finished an epoch"
+        time.sleep(0.2)
+    if deliver == "ctrl_c":
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     output, _ = process.communicate(timeout=120)
-    assert process.returncode == 130, output[-3000:]
-    assert "sweep interrupted" in output and "Traceback" not in output, output[-3000:]
+    assert process.returncode == 128 + signum, output[-3000:]
+    assert f"sweep stopped by {signal.Signals(signum).name}" in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
     for job in job_dirs(sweep_dir):
         checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
         assert checkpoint["global_step"] > 250, job.name  # saved at the interrupt, not at epoch 1's end

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -64,9 +63,9 @@ class CheckLauncher(Callback):
             return
         from hydra_plugins.optlab_launcher.parallel_launcher import n_jobs_problem
 
-        problem = n_jobs_problem(launcher.get("n_jobs"))
-        if "fork" not in multiprocessing.get_all_start_methods():
-            problem = "hydra/launcher=parallel needs fork (Linux, macOS), which this system lacks; use hydra/launcher=joblib"
+        problem = n_jobs_problem(launcher.get("n_jobs", -1))
+        if not sys.platform.startswith("linux"):
+            problem = f"hydra/launcher=parallel needs Linux (fork), not {sys.platform}; use hydra/launcher=joblib"
         if problem:
             log.error("%s", problem)
             sys.exit(1)

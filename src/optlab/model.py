@@ -154,8 +154,10 @@ class BinaryClassifier(L.LightningModule):
             self._log_step_losses(losses)
 
     def _log_step_losses(self, losses: Tensor) -> None:
-        """``train/loss_step`` at every ``trainer.log_every_n_steps``-th step, counted from step 0."""
-        every = max(1, self.trainer.log_every_n_steps)
+        """``train/loss_step`` at every ``trainer.log_every_n_steps``-th step, counted from step 0 (0: none)."""
+        every = self.trainer.log_every_n_steps
+        if every < 1:
+            return
         first = -self._epoch_start_step % every  # offset of the epoch's first step to log
         steps = range(self._epoch_start_step + first, self._epoch_start_step + len(losses), every)
         for step, value in zip(steps, losses[first::every].tolist()):

@@ -10,14 +10,13 @@ import os
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-
-CONCURRENT_JOBS_ENV = "OPTLAB_CONCURRENT_JOBS"
+from hydra_plugins.optlab_launcher.parallel_launcher import CONCURRENT_JOBS_ENV
 
 
 def parallel_jobs() -> int:
     """How many jobs the Hydra launcher runs at once (1 for a single run or the basic launcher)."""
-    told = os.environ.get(CONCURRENT_JOBS_ENV)  # set by hydra/launcher=parallel in each job
-    if told:
+    told = os.environ.get(CONCURRENT_JOBS_ENV, "")  # set by hydra/launcher=parallel in each job
+    if told.isdigit():
         return max(1, int(told))
     if not HydraConfig.initialized():
         return 1

@@ -3,26 +3,34 @@
 Hydra's joblib launcher starts fresh worker processes, and each one imports torch and
 Lightning again (about 4.5 s of CPU each on a small machine) before it trains. Here one
 child process, the *zygote*, imports the training code once: the ``preload`` modules and
-the module of every ``_target_`` in the config. Every job is then a fork of the zygote and
-starts with all of it imported. The launcher process itself never imports Lightning, so it
-stays small, and while the jobs run it imports what the sweep report will need.
+the module of every ``_target_`` in the config. Every job is a fork of the zygote and
+starts with all of it imported. The zygote lives as long as the launcher, so sweepers that
+launch batch after batch (Optuna) pay the imports once too. The launcher process itself
+never imports Lightning, and while the jobs run it imports what the sweep report needs.
 
 Jobs are ordinary (non-daemonic) processes, so a job may start processes of its own
 (data-loader workers, ``ddp_spawn`` ranks), which joblib's workers may not. Each job is
 told how many jobs run at once through ``OPTLAB_CONCURRENT_JOBS`` and sizes its torch
 thread pool to its share of the cores (``optlab.threads``).
 
-POSIX only: the jobs rely on ``fork`` to inherit the zygote's memory.
+The zygote and its jobs form their own process group: Ctrl+C (or SIGINT / SIGTERM sent to
+the launcher) is passed on to them exactly once, so each running job saves ``last.ckpt``.
+If the launcher is killed outright, the zygote and then the jobs get SIGTERM (Linux).
+
+Linux only: the jobs rely on ``fork`` to inherit the zygote's memory, which is unsafe on
+macOS once numpy or torch is imported.
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
 import logging
 import multiprocessing
 import os
-import pickle
+import signal
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -35,16 +43,27 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .processes import ForwardSignals, pass_sigterm_to_children, stop_when_parent_dies
+from .results import portable
+
 log = logging.getLogger(__name__)
 
 CONCURRENT_JOBS_ENV = "OPTLAB_CONCURRENT_JOBS"
-INTERRUPTED = 130  # exit status of a process stopped by Ctrl+C
+INTERRUPTED = 130  # exit status of a process stopped by Ctrl+C (128 + SIGINT)
+JOBS_PER_CORE = 2  # the most jobs at once per core with n_jobs=-1
 
 
-def concurrent_jobs(n_jobs: int, n_sweep_jobs: int) -> int:
-    """Jobs to run at once: ``n_jobs``, or all of them for -1; never more than there are."""
-    wanted = n_sweep_jobs if n_jobs == -1 else n_jobs
+def concurrent_jobs(n_jobs: int, n_sweep_jobs: int, cores: int) -> int:
+    """Jobs to run at once: ``n_jobs``, or for -1 all of them up to two per core; never more than there are."""
+    wanted = JOBS_PER_CORE * cores if n_jobs == -1 else n_jobs
     return max(1, min(wanted, n_sweep_jobs))
+
+
+def n_jobs_problem(n_jobs: Any) -> str | None:
+    """Why ``n_jobs`` is not a number of jobs to run at once, or None."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
+        return f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for up to two per core"
+    return None
 
 
 def target_modules(config: DictConfig) -> list[str]:
@@ -71,23 +90,6 @@ def target_modules(config: DictConfig) -> list[str]:
     return list(dict.fromkeys(modules))
 
 
-def portable(result: JobReturn) -> JobReturn:
-    """The job's result, with an exception that cannot be pickled replaced by its repr."""
-    if result.status == JobStatus.FAILED:
-        try:
-            pickle.dumps(result._return_value)
-        except Exception:
-            result.return_value = RuntimeError(repr(result._return_value))
-    return result
-
-
-def n_jobs_problem(n_jobs: Any) -> str | None:
-    """Why ``n_jobs`` is not a number of jobs to run at once, or None."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        return f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for all at once"
-    return None
-
-
 class ParallelLauncher(Launcher):
     def __init__(self, n_jobs: int = -1, preload: Sequence[str] = (), preload_while_waiting: Sequence[str] = ()) -> None:
         problem = n_jobs_problem(n_jobs)
@@ -99,11 +101,16 @@ class ParallelLauncher(Launcher):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
+        self._zygote: BaseProcess | None = None
+        self._zygote_pipe: Connection | None = None
+        self._terminated: list[int] = []  # in the zygote: SIGTERM seen, start no more jobs
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+
+    # ---- in the launcher ----------------------------------------------------------------
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None, "setup() was not called"
@@ -111,38 +118,52 @@ class ParallelLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        at_once = concurrent_jobs(self.n_jobs, len(job_overrides))
+        at_once = concurrent_jobs(self.n_jobs, len(job_overrides), os.cpu_count() or 1)
         log.info("Launching %d jobs, %d at a time, as forks of one preloaded process; sweep output dir: %s",
                  len(job_overrides), at_once, sweep_dir)
         for idx, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
-        fork = multiprocessing.get_context("fork")
-        receiver, sender = fork.Pipe(duplex=False)
         jobs = [(initial_job_idx + idx, list(overrides)) for idx, overrides in enumerate(job_overrides)]
-        zygote = fork.Process(target=self._zygote, args=(jobs, at_once, sender), name="sweep-zygote")
-        zygote.start()
-        sender.close()
-        try:
+        zygote, pipe = self._running_zygote()
+        with ForwardSignals(zygote.pid) as signals:
+            pipe.send((jobs, at_once))
             for module in self.preload_while_waiting:  # after the fork: no job inherits a half-done import
                 importlib.import_module(module)
-            results: list[JobReturn] = receiver.recv()
-        except EOFError:
-            zygote.join()
-            if zygote.exitcode == INTERRUPTED:
-                self._interrupted(zygote)
-            raise RuntimeError(f"the sweep's zygote process ended with exit code {zygote.exitcode} before its jobs did") from None
-        except KeyboardInterrupt:
-            self._interrupted(zygote)
-        zygote.join()
+            try:
+                results: list[JobReturn] | None = pipe.recv()
+            except EOFError:
+                zygote.join()
+                results = None
+        if signals.received:
+            log.error("sweep stopped by %s: each job that was running saved checkpoints/last.ckpt to resume from",
+                      " and ".join(signal.Signals(signum).name for signum in signals.received))
+            raise SystemExit(128 + signals.received[0])
+        if results is None:
+            raise RuntimeError(f"the sweep's zygote process ended with exit code {zygote.exitcode} before its jobs did")
         return results
 
-    @staticmethod
-    def _interrupted(zygote: BaseProcess) -> None:
-        """Ctrl+C reached every process: wait for the jobs to save their last.ckpt, then stop quietly."""
-        zygote.join()
-        log.error("sweep interrupted: each running job saved checkpoints/last.ckpt to resume from")
-        raise SystemExit(INTERRUPTED)
+    def _running_zygote(self) -> tuple[BaseProcess, Connection]:
+        if self._zygote is not None and self._zygote_pipe is not None and self._zygote.is_alive():
+            return self._zygote, self._zygote_pipe
+        fork = multiprocessing.get_context("fork")
+        ours, theirs = fork.Pipe()
+        self._zygote = fork.Process(target=self._zygote_main, args=(theirs, ours, os.getpid()), name="sweep-zygote")
+        self._zygote.start()
+        theirs.close()
+        try:
+            os.setpgid(self._zygote.pid, self._zygote.pid)  # also done by the zygote: whoever is first
+        except OSError:
+            pass
+        self._zygote_pipe = ours
+        atexit.register(self._stop_zygote)  # runs before multiprocessing joins its children at exit
+        return self._zygote, ours
+
+    def _stop_zygote(self) -> None:
+        if self._zygote_pipe is not None:
+            self._zygote_pipe.close()  # the zygote reads end-of-file and exits
+        if self._zygote is not None:
+            self._zygote.join()
 
     def _job_config(self, idx: int, overrides: list[str]) -> DictConfig:
         assert self.config is not None and self.hydra_context is not None
@@ -154,74 +175,102 @@ class ParallelLauncher(Launcher):
 
     # ---- in the zygote ------------------------------------------------------------------
 
-    def _zygote(self, jobs: list[tuple[int, list[str]]], at_once: int, results_pipe: Connection) -> None:
+    def _zygote_main(self, pipe: Connection, launchers_end: Connection, launcher_pid: int) -> None:
         assert self.config is not None
+        launchers_end.close()  # else the launcher closing its end would never reach us as end-of-file
+        stop_when_parent_dies(launcher_pid)
+        try:
+            os.setpgid(0, 0)
+        except OSError:
+            pass
         # A CUDA check through NVML leaves no CUDA context behind to break the forked jobs.
         os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
-        for module in [*self.preload, *target_modules(self.config)]:
-            try:
-                importlib.import_module(module)
-            except Exception as error:  # the job that needs the module will report it
-                log.debug("could not preload %s: %s", module, error)
-        # Keep the imported objects out of the garbage collector's reach: a collection in a
-        # job would otherwise write to, and so copy, every page of memory it inherited.
-        gc.freeze()
+        self._terminated = pass_sigterm_to_children()
         try:
-            results = self._run_jobs(jobs, at_once)
-        except KeyboardInterrupt:
+            started = time.perf_counter()
+            modules = [*self.preload, *target_modules(self.config)]
+            for module in modules:
+                try:
+                    importlib.import_module(module)
+                except Exception as error:  # the job that needs the module will report it
+                    log.debug("could not preload %s: %s", module, error)
+            log.info("preloaded %d modules in %.1f s; every job starts from here", len(modules), time.perf_counter() - started)
+            # Keep the imported objects out of the garbage collector's reach: a collection in
+            # a job would otherwise write to, and so copy, every page of memory it inherited.
+            gc.freeze()
+            while True:
+                try:
+                    jobs, at_once = pipe.recv()
+                except EOFError:  # the launcher is done
+                    return
+                results = self._run_jobs(jobs, at_once)
+                try:
+                    pipe.send([portable(results[idx]) for idx, _ in jobs if idx in results])
+                except OSError:  # the launcher is gone (killed): nobody to report to
+                    return
+        except KeyboardInterrupt:  # the jobs got the same SIGINT: let them save last.ckpt
             for child in multiprocessing.active_children():
                 child.join()
             os._exit(INTERRUPTED)
-        results_pipe.send([results[idx] for idx, _ in jobs])
 
     def _run_jobs(self, jobs: list[tuple[int, list[str]]], at_once: int) -> dict[int, JobReturn]:
         fork = multiprocessing.get_context("fork")
         pending = list(reversed(jobs))
         running: dict[Connection, tuple[int, list[str], BaseProcess]] = {}
+        finishing: list[BaseProcess] = []  # reported, maybe not exited yet: reaped at the end
         results: dict[int, JobReturn] = {}
-        while pending or running:
-            while pending and len(running) < at_once:
+        while (pending and not self._terminated) or running:
+            while pending and len(running) < at_once and not self._terminated:
                 idx, overrides = pending.pop()
                 receiver, sender = fork.Pipe(duplex=False)
-                process = fork.Process(target=self._job, args=(idx, overrides, at_once, sender), name=f"sweep-job-{idx}")
+                process = fork.Process(target=self._job, args=(idx, overrides, at_once, os.getpid(), sender),
+                                       name=f"sweep-job-{idx}")
                 process.start()
                 sender.close()
                 running[receiver] = (idx, overrides, process)
             for receiver in wait(list(running)):
                 idx, overrides, process = running.pop(receiver)
                 results[idx] = self._collect(receiver, idx, overrides, process)
+                finishing.append(process)
+        for process in finishing:
+            process.join()
         return results
 
     def _collect(self, receiver: Connection, idx: int, overrides: list[str], process: BaseProcess) -> JobReturn:
         try:
             result: JobReturn = receiver.recv()
-        except EOFError:  # the job died without reporting: killed, out of memory, a crash in C code
+        except Exception as error:  # EOFError: it died without reporting (killed, out of memory, a crash in C)
             process.join()
-            result = self._died(idx, overrides, process.exitcode)
-        else:
-            process.join()
-        receiver.close()
+            detail = f"died with exit code {process.exitcode}" if isinstance(error, EOFError) else f"sent a result that could not be read: {error!r}"
+            result = self._failed(idx, overrides, f"sweep job #{idx} ({' '.join(overrides)}) {detail}")
+        finally:
+            receiver.close()
         return result
 
-    def _died(self, idx: int, overrides: list[str], exitcode: int | None) -> JobReturn:
+    def _failed(self, idx: int, overrides: list[str], message: str) -> JobReturn:
         """A failed result for a job that could not report one; Hydra callbacks hear of it as it did not."""
         assert self.hydra_context is not None
         result = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-        result.return_value = RuntimeError(f"sweep job #{idx} ({' '.join(overrides)}) died with exit code {exitcode}")
-        config = self._job_config(idx, overrides)
-        HydraConfig.instance().set_config(config)
-        self.hydra_context.callbacks.on_job_end(config=config, job_return=result)
+        result.return_value = RuntimeError(message)
+        try:
+            config = self._job_config(idx, overrides)
+            HydraConfig.instance().set_config(config)
+            self.hydra_context.callbacks.on_job_end(config=config, job_return=result)
+        except Exception as error:  # a callback must not take the other jobs down with it
+            log.warning("on_job_end callbacks for job #%d failed: %s", idx, error)
         return result
 
     # ---- in a job -------------------------------------------------------------------------
 
-    def _job(self, idx: int, overrides: list[str], at_once: int, result_pipe: Connection) -> None:
+    def _job(self, idx: int, overrides: list[str], at_once: int, zygote_pid: int, result_pipe: Connection) -> None:
         assert self.hydra_context is not None and self.task_function is not None
+        stop_when_parent_dies(zygote_pid)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the zygote's handler; Lightning sets its own in fit
         os.environ[CONCURRENT_JOBS_ENV] = str(at_once)
         setup_globals()
-        config = self._job_config(idx, overrides)
-        HydraConfig.instance().set_config(config)
         try:
+            config = self._job_config(idx, overrides)
+            HydraConfig.instance().set_config(config)
             result = run_job(
                 hydra_context=self.hydra_context,
                 config=config,
@@ -229,6 +278,9 @@ class ParallelLauncher(Launcher):
                 job_dir_key="hydra.sweep.dir",
                 job_subdir_key="hydra.sweep.subdir",
             )
-        except KeyboardInterrupt:  # the job has saved what it can (CheckpointOnInterrupt)
+        except KeyboardInterrupt:  # outside fit (Lightning turns one inside fit into exit(1))
             os._exit(INTERRUPTED)
-        result_pipe.send(portable(result))
+        try:
+            result_pipe.send(portable(result))
+        except OSError:  # the zygote is gone (stopped by a signal): nobody to report to
+            os._exit(1)
