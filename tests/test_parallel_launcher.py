@@ -17,7 +17,7 @@ from conftest import CONFIG_DIR, ROOT, job_dirs, read_scalars, run_train
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.optlab_launcher.parallel_launcher import concurrent_jobs, target_modules
-from hydra_plugins.optlab_launcher.results import JobTraceback, portable
+from hydra_plugins.optlab_launcher._results import JobTraceback, portable
 
 SWEEP = ["-m", "optimizer=sgd,rmsprop", "trainer.max_epochs=2", "data.n_samples=1000", "print_config=false",
          "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]

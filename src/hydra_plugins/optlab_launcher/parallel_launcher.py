@@ -19,6 +19,10 @@ If the launcher is killed outright, the zygote and then the jobs get SIGTERM (Li
 
 Linux only: the jobs rely on ``fork`` to inherit the zygote's memory, which is unsafe on
 macOS once numpy or torch is imported.
+
+The helpers live in ``_processes`` and ``_results``: Hydra's plugin scan re-executes every
+module under ``hydra_plugins`` whose name does not start with ``_``, which would redefine
+their classes (an exception class caught under one identity, raised under another).
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .processes import ForwardSignals, pass_sigterm_to_children, stop_when_parent_dies
-from .results import portable
+from ._processes import ForwardSignals, pass_sigterm_to_children, stop_when_parent_dies
+from ._results import portable
 
 log = logging.getLogger(__name__)
 
