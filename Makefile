@@ -40,7 +40,7 @@ test: install-dev
 test-all: install-dev
 	$(PY) -m pytest -m "" $(ARGS)
 
-## Speed against the notebook's plain loop (a few minutes); GPU steps/s on a CUDA machine.
+## Speed against the notebook's plain loop and the sweep launchers (about ten minutes on two cores); GPU steps/s on a CUDA machine.
 bench: install-dev
 	$(PY) benchmarks/bench_train.py $(ARGS)
 
