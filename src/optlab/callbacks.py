@@ -6,8 +6,8 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import lightning as L

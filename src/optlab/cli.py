@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (-m) sweep."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 

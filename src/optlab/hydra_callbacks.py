@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from optlab.cli import in_sweep
 from optlab.results import RESULT_FILE, read_result
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ class SweepReport(Callback):
         self.fail_on_job_error = fail_on_job_error
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        if not in_sweep():
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         if job_return.status == JobStatus.FAILED or sweep_has_failed_job(sweep_dir):

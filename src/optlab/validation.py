@@ -20,6 +20,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
+from optlab.cli import in_sweep
 from optlab.errors import ConfigError, UserError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -96,12 +97,8 @@ def check_trainer(trainer: DictConfig) -> None:
 def check_strategy_in_sweep(trainer: DictConfig) -> None:
     """Lightning's ``ddp`` starts its extra processes by re-running the command line; inside a
     local sweep that command is the whole sweep. Under SLURM the processes already exist."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     strategy = trainer.get("strategy", "auto")
-    if in_sweep and isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy \
+    if in_sweep() and isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy \
             and "SLURM_NTASKS" not in os.environ:
         raise ConfigError(
             "trainer.strategy", strategy,
