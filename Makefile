@@ -32,13 +32,13 @@ install-dev: $(VENV)/.installed-dev
 train: install
 	$(PY) train.py $(ARGS)
 
-## The quick test suite (slow tests are marked and skipped).
+## The quick test suite (slow tests are marked and skipped), one worker per core.
 test: install-dev
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
 
 ## Every test, slow ones included.
 test-all: install-dev
-	$(PY) -m pytest -m "" $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile -m "" $(ARGS)
 
 ## Speed against the notebook's plain loop and the sweep launchers (about ten minutes on two cores); GPU steps/s on a CUDA machine.
 bench: install-dev

@@ -35,3 +35,21 @@ class EpochTimer(Callback):
         # The last epoch ends when fit does: after its validation and checkpoint.
         if self.started is not None:
             self.epoch_seconds.append(time.perf_counter() - self.started)
+
+
+from optlab.data import BlobDataModule  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+
+class DataLoaderBlobs(BlobDataModule):
+    """The same batches through a per-sample ``TensorDataset`` + ``DataLoader``: the ablation's baseline."""
+
+    def train_dataloader(self) -> DataLoader:
+        x, y = self.splits["train"]
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        x, y = self.splits["held_out"]
+        return DataLoader(TensorDataset(x, y), batch_size=self.eval_batch_size)
+
+    test_dataloader = val_dataloader

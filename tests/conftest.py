@@ -19,13 +19,14 @@ CONFIG_DIR = ROOT / "configs"
 
 def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``train.py`` would get, with outputs pointed at ``output_dir``."""
+    quiet = [] if "~callbacks" in overrides else ["callbacks.progress_bar=null"]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose(
             "train",
             overrides=[
                 f"paths.output_dir={output_dir}",
                 f"paths.log_dir={output_dir}",
-                "callbacks.progress_bar=null",
+                *quiet,
                 "trainer.enable_model_summary=false",
                 *overrides,
             ],

@@ -57,16 +57,43 @@ def test_shuffle_is_a_seeded_permutation_per_epoch() -> None:
     x = torch.arange(100.0).reshape(100, 1)
     batches = TensorBatches(x, x * 2, batch_size=10, shuffle=True, seed=3)
 
-    def epoch_rows(epoch: int) -> torch.Tensor:
-        batches.set_epoch(epoch)
-        rows = torch.cat([xb for xb, yb in batches])
-        assert torch.equal(torch.cat([yb for _, yb in batches]), rows * 2)  # pairs stay together
+    def next_epoch_rows() -> torch.Tensor:
+        pairs = list(batches)
+        rows = torch.cat([xb for xb, _ in pairs])
+        assert torch.equal(torch.cat([yb for _, yb in pairs]), rows * 2)  # pairs stay together
         return rows
 
-    epoch0, epoch1 = epoch_rows(0), epoch_rows(1)
+    epoch0, epoch1 = next_epoch_rows(), next_epoch_rows()
     assert torch.equal(epoch0.sort(dim=0).values, x)
     assert not torch.equal(epoch0, x) and not torch.equal(epoch0, epoch1)
-    assert torch.equal(epoch_rows(0), epoch0)
+    again = TensorBatches(x, x * 2, batch_size=10, shuffle=True, seed=3)
+    assert torch.equal(torch.cat([xb for xb, _ in again]), epoch0)  # the same seed, the same order
+
+
+def test_a_checking_iter_starts_no_epoch() -> None:
+    """Lightning calls iter() once to check a loader is iterable: that must not count as an epoch."""
+    x = torch.arange(20.0).reshape(20, 1)
+    batches = TensorBatches(x, x, batch_size=5, shuffle=True)
+    iter(batches)
+    assert torch.equal(torch.cat([xb for xb, _ in batches]), torch.cat([xb for xb, _ in TensorBatches(x, x, 5, shuffle=True)]))
+
+
+def test_state_dict_resumes_mid_epoch_with_the_next_unseen_batch() -> None:
+    x = torch.arange(60.0).reshape(60, 1)
+    straight = TensorBatches(x, x, batch_size=4, shuffle=True, seed=1)
+    expected = [xb for _ in range(2) for xb, _ in straight]  # two whole epochs, 15 batches each
+
+    first = TensorBatches(x, x, batch_size=4, shuffle=True, seed=1)
+    seen = [xb for xb, _ in first]  # epoch 0
+    iterator = iter(first)
+    seen += [next(iterator)[0] for _ in range(6)]  # 6 batches into epoch 1, then "stopped"
+    state = first.state_dict()
+    assert state == {"epoch": 1, "served": 6}
+
+    resumed = TensorBatches(x, x, batch_size=4, shuffle=True, seed=1)
+    resumed.load_state_dict(state)
+    seen += [xb for xb, _ in resumed]
+    assert len(seen) == len(expected) and all(torch.equal(a, b) for a, b in zip(seen, expected))
 
 
 def test_ranks_get_disjoint_equal_shares_of_batches() -> None:

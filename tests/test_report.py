@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import read_scalars, run_train
-from torch.utils.tensorboard import SummaryWriter
 
+from optlab.loggers import MetricHistory
 from optlab.report import build_report
 from optlab.results import RunResult, write_result
 
@@ -74,18 +74,17 @@ def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
 
 
 def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True) -> None:
-    """A job directory as Hydra and train.py leave it, with real event files."""
+    """A job directory as Hydra and train.py leave it, its metrics written by the run's own MetricHistory logger."""
     job_dir = sweep_dir / f"{number}_{','.join(overrides)}"
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
-    with SummaryWriter(str(job_dir)) as writer:
-        for epoch, (loss, acc) in enumerate(zip(train_loss, val_acc)):
-            writer.add_scalar("train/loss_epoch", loss, epoch)
-            writer.add_scalar("val/loss", loss * 2, epoch)
-            writer.add_scalar("val/acc", acc, epoch)
-        if result:
-            writer.add_scalar("test/acc", val_acc[-1], len(train_loss))
-            writer.add_scalar("test/loss", train_loss[-1] * 2, len(train_loss))
+    history = MetricHistory(job_dir)
+    for epoch, (loss, acc) in enumerate(zip(train_loss, val_acc)):
+        history.log_metrics({"val/loss": loss * 2, "val/acc": acc}, step=epoch)
+        history.log_metrics({"train/loss_epoch": loss}, step=epoch)
+    if result:
+        history.log_metrics({"test/acc": val_acc[-1], "test/loss": train_loss[-1] * 2}, step=len(train_loss))
+    history.finalize("success")
     if result:
         write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
 

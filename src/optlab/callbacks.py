@@ -5,52 +5,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch import Callback
 from lightning.pytorch import callbacks as lightning_callbacks
-from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
-
-
-class ThrottledRichProgressBar(RichProgressBar):
-    """Lightning's rich progress bar, updated at most ``refresh_rate`` times per second.
-
-    The stock bar does its bookkeeping (metrics, task update) on every batch; at this
-    model's few hundred steps per second that costs more than it shows. Here a batch that
-    comes sooner than 1 / refresh_rate after the last update is skipped.
-    """
-
-    def __init__(self, refresh_rate: int = 4, **kwargs: Any) -> None:
-        super().__init__(refresh_rate=refresh_rate, **kwargs)
-        self._next_update = 0.0
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        now = time.monotonic()
-        if now < self._next_update and batch_idx + 1 < self.total_train_batches:
-            return
-        self._next_update = now + 1.0 / max(self.refresh_rate, 1)
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-
-class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` with its state key built once instead of on every hook call.
-
-    Lightning formats ``callback.state_key`` for each callback at each hook, six times a
-    training step; the stock checkpoint builds it from a ``repr`` of its settings, which do
-    not change after ``__init__``. Same class name, so the key, and the checkpoints it
-    writes, stay exactly Lightning's.
-    """
-
-    @cached_property
-    def state_key(self) -> str:
-        return super().state_key
 
 
 class CheckpointOnInterrupt(Callback):

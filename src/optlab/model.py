@@ -1,16 +1,15 @@
-"""The notebook's sigmoid MLP as a LightningModule with BCE loss and a config-chosen optimizer."""
+"""The notebook's sigmoid MLP as a LightningModule: BCE loss, an optimizer chosen by config."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-
-from optlab.errors import ConfigError, NumericalError
+from torchmetrics import MaxMetric, MeanMetric, MinMetric
+from torchmetrics.classification import BinaryAccuracy
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
@@ -46,21 +45,18 @@ def initialise(net: nn.Module, scheme: str, params: Mapping[str, Any]) -> None:
     if scheme == "default":
         return
     if scheme not in INITIALISERS:
-        raise ConfigError("model.init", scheme, f"expected one of default, {', '.join(INITIALISERS)}")
+        raise ValueError(f"init={scheme!r}: expected one of default, {', '.join(INITIALISERS)}")
     for layer in net.modules():
         if isinstance(layer, nn.Linear):
-            try:
-                INITIALISERS[scheme](layer.weight, **params)
-            except TypeError as error:
-                raise ConfigError(f"model.init_params.{scheme}", dict(params), f"not accepted by torch.nn.init.{scheme}_: {error}") from None
+            INITIALISERS[scheme](layer.weight, **params)
             nn.init.zeros_(layer.bias)
 
 
 class BinaryClassifier(L.LightningModule):
     """Sigmoid MLP trained with ``BCELoss``.
 
-    ``optimizer`` is a factory (a Hydra ``_partial_`` node) called with the parameters, so
-    a new optimizer is a new YAML file, not new code.
+    ``optimizer`` (and the optional ``scheduler``) are factories, Hydra ``_partial_`` nodes
+    called with the parameters, so a new optimizer is a new YAML file, not new code.
     """
 
     def __init__(
@@ -68,112 +64,86 @@ class BinaryClassifier(L.LightningModule):
         input_size: int,
         hidden_sizes: Sequence[int] = (256, 1024),
         optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         init: str = "default",
         init_params: Mapping[str, Mapping[str, Any]] | None = None,
-        scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         # The factories are functools.partial objects: kept out of hparams so hparams.yaml and
         # the checkpoint stay plain data that yaml.safe_load and weights_only loading accept.
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        self.scheduler_factory = scheduler
-        self.net = build_mlp(input_size, list(hidden_sizes))
-        initialise(self.net, init, (init_params or {}).get(init, {}))
-        self.loss_fn = nn.BCELoss()
         self.optimizer_factory = optimizer
-        self._step_losses: list[Tensor] = []
-        self._epoch_start_step = 0
+        self.scheduler_factory = scheduler
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning records the running hook's name on the module around every hook call,
-        # about 40 times per training step. nn.Module.__setattr__ checks parameters,
-        # buffers and submodules first (~5 us); a string needs none of that.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+        self.net = build_mlp(input_size, hidden_sizes)
+        initialise(self.net, init, (init_params or {}).get(init, {}))
+        self.criterion = nn.BCELoss()
+
+        # Metrics as torchmetrics objects: accumulated over batches and devices, computed and
+        # reset at each epoch's end. The training loss is saved in checkpoints, so a run
+        # resumed mid-epoch still averages over the whole epoch.
+        self.train_loss = MeanMetric()
+        self.train_loss.persistent(True)
+        self.val_loss, self.val_acc = MeanMetric(), BinaryAccuracy()
+        self.test_loss, self.test_acc = MeanMetric(), BinaryAccuracy()
+        # The best validation values so far, saved in checkpoints so a resumed run keeps them.
+        self.val_loss_best, self.val_acc_best = MinMetric(), MaxMetric()
+        self.val_loss_best.persistent(True)
+        self.val_acc_best.persistent(True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def model_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Loss, predicted probabilities and targets of one batch: shared by every stage."""
+        x, y = batch
+        probabilities = self(x)
+        # torch refuses BCELoss under CUDA autocast (16-mixed), where float16 logs lose too
+        # much: the loss is computed outside autocast, in float32 or wider (64-true).
+        with torch.autocast(self.device.type, enabled=False):
+            dtype = torch.promote_types(probabilities.dtype, torch.float32)
+            loss = self.criterion(probabilities.to(dtype), y.to(dtype))
+        return loss, probabilities, y
+
+    def on_train_epoch_start(self) -> None:
+        self.train_loss.reset()  # not called when a run resumes mid-epoch: the restored sum goes on
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss, _, _ = self.model_step(batch)
+        self.train_loss.update(loss, weight=len(batch[0]))
+        self.log("train/loss_step", loss, prog_bar=True)  # every trainer.log_every_n_steps steps
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        # The mean over the epoch's rows: the notebook's printed sum divided by the training rows.
+        self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, probabilities, y = self.model_step(batch)
+        self.val_loss(loss, weight=len(y))
+        self.val_acc(probabilities, y)
+        self.log("val/loss", self.val_loss, prog_bar=True)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # a sanity check is not a result
+            return
+        self.val_loss_best(self.val_loss.compute())
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/loss_best", self.val_loss_best.compute())
+        self.log("val/acc_best", self.val_acc_best.compute())
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, probabilities, y = self.model_step(batch)
+        self.test_loss(loss, weight=len(y))
+        self.test_acc(probabilities, y)
+        self.log("test/loss", self.test_loss)
+        self.log("test/acc", self.test_acc)
+
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
-            raise ValueError("BinaryClassifier needs an optimizer factory to train")
+            raise ValueError("BinaryClassifier needs an optimizer factory to train, e.g. functools.partial(torch.optim.Adam, lr=1e-3)")
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
-
-    # Training losses stay on the device, one tensor per batch, and go to the loggers once
-    # per epoch. ``self.log`` on every step costs about a third of a millisecond of
-    # bookkeeping plus a host sync, more than a whole step of this model on a CPU.
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        try:
-            loss = self.loss_fn(self(x), y)
-        except RuntimeError as error:
-            # BCELoss refuses inputs outside [0, 1]; after a divergence the sigmoid gives NaN.
-            if "between 0 and 1" not in str(error):
-                raise
-            raise self._diverged("the model's outputs", self.global_step) from None
-        if not self._step_losses:  # the epoch's first step (later than 0 when resumed mid-epoch)
-            self._epoch_start_step = self.global_step
-        self._step_losses.append(loss.detach())
-        return loss
-
-    # Lightning runs inspect.getfullargspec(training_step) on every step to decide whether to
-    # pass batch_idx (~20 us); a precomputed signature turns that into an attribute lookup.
-    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
-
-    def _diverged(self, what: str, step: int) -> NumericalError:
-        optimizer = self.trainer.optimizers[0]
-        lr = optimizer.param_groups[0]["lr"]
-        return NumericalError(
-            f"training diverged at epoch {self.current_epoch}, step {step}: {what} became NaN or infinite. "
-            f"Likely cause: a learning rate too large for {type(optimizer).__name__} (optimizer.lr={lr:g}); "
-            "lower optimizer.lr, or clip gradients with +trainer.gradient_clip_val=1.0"
-        )
-
-    def _check_finite(self, losses: Tensor) -> None:
-        """One host sync per epoch: finite losses and parameters, or the first step that was not."""
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):
-            first = int((~finite).nonzero()[0])
-            raise self._diverged("the training loss", self._epoch_start_step + first)
-        if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
-            raise self._diverged("the model's parameters", self.global_step)
-
-    def on_train_epoch_end(self) -> None:
-        if not self._step_losses:
-            return
-        losses = torch.stack(self._step_losses)
-        self._step_losses = []
-        self._check_finite(losses)
-        self.log("train/loss_epoch", losses.mean(), sync_dist=True)
-        if self.trainer.is_global_zero:
-            self._log_step_losses(losses)
-
-    def _log_step_losses(self, losses: Tensor) -> None:
-        """``train/loss_step`` at every ``trainer.log_every_n_steps``-th step, counted from step 0 (0: none)."""
-        every = self.trainer.log_every_n_steps
-        if every < 1:
-            return
-        first = -self._epoch_start_step % every  # offset of the epoch's first step to log
-        steps = range(self._epoch_start_step + first, self._epoch_start_step + len(losses), every)
-        for step, value in zip(steps, losses[first::every].tolist()):
-            for logger in self.loggers:
-                logger.log_metrics({"train/loss_step": value}, step=step)
-
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
-        x, y = batch
-        probabilities = self(x)
-        accuracy = ((probabilities > 0.5).float() == y).float().mean()
-        n = len(x)
-        self.log(f"{stage}/loss", self.loss_fn(probabilities, y), batch_size=n, sync_dist=True)
-        self.log(f"{stage}/acc", accuracy, batch_size=n, sync_dist=True)
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")

@@ -1,8 +1,8 @@
 """The sweep report: ``comparison.png``, ``summary.csv`` and ``summary.md`` in a sweep directory.
 
-Everything is read back from what the jobs wrote (``.hydra/overrides.yaml``, TensorBoard
-event files, ``result.json``), so a report can be rebuilt for any sweep, whichever launcher
-ran it and however its jobs ended::
+Everything is read back from what the jobs wrote (``.hydra/overrides.yaml``,
+``metrics.jsonl``, ``result.json``), so a report can be rebuilt for any sweep, whichever
+launcher and loggers ran it and however its jobs ended::
 
     python -m optlab.report logs/multiruns/<date>_<time>
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from optlab.results import read_result
+from optlab.results import read_history, read_result
 
 SEED_KEY = "seed"
 
@@ -68,16 +67,8 @@ METRIC_COLUMNS: dict[str, Callable[[Job], float | None]] = {
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[float]]:
-    """Scalar values per tag, in step order, from the run's event files."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # per-file "watcher advancing" chatter
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    accumulator.Reload()
-    return {
-        tag: [event.value for event in sorted(accumulator.Scalars(tag), key=lambda e: e.step)]
-        for tag in accumulator.Tags()["scalars"]
-    }
+    """Each tag's values in the order the run logged them (its ``metrics.jsonl``, whatever its loggers)."""
+    return {tag: [value for _, value in points] for tag, points in read_history(run_dir).items()}
 
 
 def parse_override(text: str) -> tuple[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -21,8 +23,25 @@ def name_suffix(overrides: str) -> str:
     return f"_{path_safe(overrides)}" if overrides else ""
 
 
+def wandb_offline() -> bool:
+    """True unless this machine is logged in to Weights & Biases (an API key in the environment or ~/.netrc)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+RESOLVERS = {
+    "optlab.path_safe": path_safe,
+    "optlab.name_suffix": name_suffix,
+    "optlab.basename": lambda path: Path(path).name,
+    "optlab.absolute": lambda path: str(Path(path).absolute()),
+    "optlab.wandb_offline": wandb_offline,
+}
+
+
 def register() -> None:
-    for name, function in {"optlab.path_safe": path_safe, "optlab.name_suffix": name_suffix}.items():
+    for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
 

@@ -1,8 +1,10 @@
-"""Each run's outcome on disk (``result.json``), so a sweep report needs nothing but files.
+"""Each run's record on disk, so a sweep report needs nothing but files.
 
-A job that finishes writes ``status: ok`` with its metrics and timings; one that raises
-writes ``status: failed`` with the error's last line. A job killed outright writes
-nothing, which the report also treats as failed.
+``result.json`` is the outcome: a job that finishes writes ``status: ok`` with its final
+metrics and timings; one that raises writes ``status: failed`` with the error's last
+line. A job killed outright writes nothing, which the report also treats as failed.
+``metrics.jsonl`` is every metric the run logged, written as it goes by
+:class:`optlab.loggers.MetricHistory`, whichever loggers are configured.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESULT_FILE = "result.json"
+HISTORY_FILE = "metrics.jsonl"
 
 
 @dataclass
@@ -58,3 +61,20 @@ def last_line(error: BaseException) -> str:
     if isinstance(error, UserError):
         return message
     return f"{type(error).__name__}: {message}".rstrip(": ")
+
+
+def read_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Each logged tag's ``(step, value)`` points, in the order they were logged."""
+    path = run_dir / HISTORY_FILE
+    series: dict[str, list[tuple[int, float]]] = {}
+    if not path.is_file():
+        return series
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the last line of a run killed while writing it
+            continue
+        step = record.pop("step")
+        for tag, value in record.items():
+            series.setdefault(tag, []).append((step, value))
+    return series

@@ -18,7 +18,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from optlab.config_tree import print_config_tree
-from optlab.errors import ConfigError, Interrupted, OutputDirInUse
+from optlab.errors import ConfigError, Interrupted, NumericalError, OutputDirInUse
+from optlab.loggers import MetricHistory
 from optlab.results import RunResult, last_line, write_result
 from optlab.tb_hparams import run_hparams, write_hparams_session
 from optlab.threads import set_threads
@@ -58,6 +59,16 @@ def ensure_fresh_output_dir(output_dir: Path) -> None:
             f"output directory {output_dir} already holds an earlier run ({earlier[0].name}); "
             "pick a new hydra.run.dir (to continue that run, pass ckpt_path=.../last.ckpt instead)"
         )
+
+
+def diverged(trainer: L.Trainer) -> NumericalError:
+    optimizer = trainer.optimizers[0]
+    lr = optimizer.param_groups[0]["lr"]
+    return NumericalError(
+        f"training diverged at epoch {trainer.current_epoch}, step {trainer.global_step}: the model's outputs "
+        f"became NaN. Likely cause: a learning rate too large for {type(optimizer).__name__} (optimizer.lr={lr:g}); "
+        "lower optimizer.lr, or clip gradients with trainer.gradient_clip_val=1.0"
+    )
 
 
 def train(cfg: DictConfig) -> float:
@@ -100,9 +111,15 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     )
 
     callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"), "callbacks")
-    loggers: list[Logger] = instantiate_group(cfg.get("logger"), "logger")
+    # MetricHistory records every metric for result.json and the sweep report, whatever the configured loggers.
+    loggers: list[Logger] = [*instantiate_group(cfg.get("logger"), "logger"), MetricHistory(output_dir)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    write_hparams_session(trainer.loggers, run_hparams(cfg, optimizer_name(cfg)), METRIC_TAGS)
+    # Lightning logs the model's and data module's hyper-parameters itself; these add the
+    # optimizer's, which the model only holds as a factory.
+    hparams = run_hparams(cfg, optimizer_name(cfg))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams)
+    write_hparams_session(trainer.loggers, hparams, METRIC_TAGS)
 
     started = time.perf_counter()
     try:
@@ -113,6 +130,11 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
             f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
             f"resume with ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
         ) from None
+    except RuntimeError as error:
+        # BCELoss refuses probabilities outside [0, 1]: after a divergence the sigmoid gives NaN.
+        if "between 0 and 1" not in str(error):
+            raise
+        raise diverged(trainer) from None
     fit_seconds = time.perf_counter() - started
     if not any(name.startswith("val/") for name in trainer.callback_metrics):
         # Nothing was left to train (a resumed run already at max_epochs): score it anyway.

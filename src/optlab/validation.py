@@ -21,20 +21,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from optlab.cli import in_sweep
-from optlab.errors import ConfigError, UserError
+from optlab.errors import ConfigError, UserError, is_number
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # What every training run logs, and so what optimized_metric may name.
-METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc")
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def require_int(key: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(key, value, f"expected an integer >= {minimum}")
+METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "val/loss_best", "val/acc_best", "test/loss", "test/acc")
 
 
 def accepted_arguments(target: type) -> list[str]:
@@ -58,6 +49,8 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
         cause = error.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause.under(key) from None
         if isinstance(cause, UserError):
             raise cause from None
         if isinstance(cause, TypeError) and (unknown := unknown_argument(cause, node, key, given=kwargs)):
@@ -81,6 +74,36 @@ def check_optimizer(optimizer: DictConfig) -> None:
         raise unknown from None
     except ValueError as error:  # torch's messages name the argument, e.g. "Invalid beta parameter at index 0: 2.0"
         raise UserError(f"optimizer ({optimizer._target_}): {error}") from None
+
+
+def check_precision(precision: Any, optimizer: DictConfig) -> None:
+    """float16 weights cannot hold an epsilon below float16's smallest number: Adam-like updates become NaN."""
+    eps = optimizer.get("eps", 1e-8 if "Adam" in str(optimizer.get("_target_", "")) else None)
+    if str(precision) in ("16-true", "16", "half") and eps is not None and eps < torch.finfo(torch.float16).tiny:
+        raise ConfigError(
+            "trainer.precision", precision,
+            f"float16 weights turn {optimizer._target_}'s updates (eps={eps:g}) into NaN; "
+            "use 16-mixed or bf16-mixed (float32 weights), or bf16-true",
+        )
+
+
+def check_model(model: DictConfig) -> None:
+    """Hidden sizes and the initialisation scheme with its arguments, tried on a small tensor."""
+    from optlab.model import INITIALISERS
+
+    hidden_sizes = model.get("hidden_sizes", [])
+    if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in hidden_sizes):
+        raise ConfigError("model.hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]")
+    init = model.get("init", "default")
+    if init == "default":
+        return
+    if init not in INITIALISERS:
+        raise ConfigError("model.init", init, f"expected one of default, {', '.join(INITIALISERS)}")
+    params = dict((model.get("init_params") or {}).get(init) or {})
+    try:
+        INITIALISERS[init](torch.empty(2, 2), **params)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"model.init_params.{init}", params, f"not accepted by torch.nn.init.{init}_: {error}") from None
 
 
 def check_trainer(trainer: DictConfig) -> None:
@@ -144,7 +167,9 @@ def check_ckpt_path(ckpt_path: Any) -> None:
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked before the data is made or a Trainer exists."""
     check_optimizer(cfg.optimizer)
+    check_model(cfg.model)
     check_trainer(cfg.trainer)
+    check_precision(cfg.trainer.get("precision"), cfg.optimizer)
     check_ckpt_path(cfg.get("ckpt_path"))
     if cfg.get("optimized_metric") not in METRIC_TAGS:
         raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"expected one of {', '.join(METRIC_TAGS)}")

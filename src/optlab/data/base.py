@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
 import torch
 from torch import Tensor
 
 from optlab.batches import TensorBatches
-from optlab.errors import ConfigError
-from optlab.validation import is_number, require_int
+from optlab.errors import ConfigError, is_number, require_int
 
 Split = tuple[Tensor, Tensor]  # features (n, n_features) float32, labels (n, 1) float32 in {0, 1}
 
@@ -25,10 +22,10 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 16, eval_batch_size: int = 1000, shuffle: bool = False, shuffle_seed: int = 0) -> None:
         super().__init__()
-        require_int("data.batch_size", batch_size, minimum=1)
-        require_int("data.eval_batch_size", eval_batch_size, minimum=1)
+        require_int("batch_size", batch_size, minimum=1)
+        require_int("eval_batch_size", eval_batch_size, minimum=1)
         if not isinstance(shuffle, bool):
-            raise ConfigError("data.shuffle", shuffle, "expected true or false")
+            raise ConfigError("shuffle", shuffle, "expected true or false")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.shuffle, self.shuffle_seed = shuffle, shuffle_seed
         self._splits: dict[str, Split] = {}
@@ -50,30 +47,21 @@ class InMemoryDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.splits  # build once; fit, validate and test reuse the same tensors
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        # Batches already sit on the device (see _batches); skip Lightning's generic walk
-        # over the batch structure, which costs about as much as this model's forward pass.
-        x, y = batch
-        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-
     def _batches(self, split: str, batch_size: int, shuffle: bool, shard: bool) -> TensorBatches:
         x, y = self.splits[split]
         rank, world_size, device = 0, 1, torch.device("cpu")
-        batches_done = None
         if self.trainer is not None:
             # Keep the whole (small) split on the accelerator: one copy per run instead
             # of a host-to-device transfer per step.
             device = self.trainer.strategy.root_device
-            if shard:  # the training split
+            if shard:
                 rank, world_size = self.trainer.global_rank, self.trainer.world_size
-                batch_progress = self.trainer.fit_loop.epoch_loop.batch_progress
-                batches_done = lambda: batch_progress.current.completed  # noqa: E731  (non-zero only on a mid-epoch resume)
         return TensorBatches(x.to(device), y.to(device), batch_size, shuffle=shuffle, seed=self.shuffle_seed,
-                             rank=rank, world_size=world_size, batches_done=batches_done)
+                             rank=rank, world_size=world_size)
 
     def _held_out(self) -> TensorBatches:
-        # Not sharded: every rank scores all held-out rows, so metrics need no gathering
-        # and never depend on how many devices ran.
+        # Not sharded: every rank scores all held-out rows, so the metrics never depend
+        # on how many devices ran.
         return self._batches("held_out", self.eval_batch_size, shuffle=False, shard=False)
 
     def train_dataloader(self) -> TensorBatches:
@@ -89,10 +77,10 @@ class InMemoryDataModule(L.LightningDataModule):
 
 def check_train_fraction(train_fraction: float, n_samples: int) -> None:
     if not (is_number(train_fraction) and 0 < train_fraction < 1):
-        raise ConfigError("data.train_fraction", train_fraction, "expected a number strictly between 0 and 1")
+        raise ConfigError("train_fraction", train_fraction, "expected a number strictly between 0 and 1")
     n_train = int(n_samples * train_fraction)
     if n_train < 1 or n_train >= n_samples:
         raise ConfigError(
-            "data.n_samples", n_samples,
-            f"too few rows to split with data.train_fraction={train_fraction}: need at least one training and one held-out row",
+            "n_samples", n_samples,
+            f"too few rows to split with train_fraction={train_fraction}: need at least one training and one held-out row",
         )

@@ -8,8 +8,7 @@ import torch
 from sklearn.datasets import make_blobs
 
 from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
-from optlab.errors import ConfigError
-from optlab.validation import is_number, require_int
+from optlab.errors import ConfigError, is_number, require_int
 
 
 class BlobDataModule(InMemoryDataModule):
@@ -38,12 +37,12 @@ class BlobDataModule(InMemoryDataModule):
     def _check_arguments(self) -> None:
         """Every argument that can be wrong, checked before any data is made (keys as in the config)."""
         hp = self.hparams
-        require_int("data.n_features", hp.n_features, minimum=1)
-        require_int("data.n_samples", hp.n_samples, minimum=2)
+        require_int("n_features", hp.n_features, minimum=1)
+        require_int("n_samples", hp.n_samples, minimum=2)
         if hp.centers != 2 or isinstance(hp.centers, bool):
-            raise ConfigError("data.centers", hp.centers, "expected 2: the model is a binary classifier")
+            raise ConfigError("centers", hp.centers, "expected 2: the model is a binary classifier")
         if not (is_number(hp.cluster_std) and math.isfinite(hp.cluster_std) and hp.cluster_std >= 0):
-            raise ConfigError("data.cluster_std", hp.cluster_std, "expected a finite number >= 0")
+            raise ConfigError("cluster_std", hp.cluster_std, "expected a finite number >= 0")
         check_train_fraction(hp.train_fraction, hp.n_samples)
 
     def make_splits(self) -> dict[str, Split]:

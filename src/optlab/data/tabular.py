@@ -51,32 +51,32 @@ class BreastCancerDataModule(InMemoryDataModule):
 def read_numeric_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Features, 0/1 labels and feature names; every problem is a ConfigError naming its key."""
     if not path.is_file():
-        raise ConfigError("data.path", str(path), "expected an existing CSV file")
+        raise ConfigError("path", str(path), "expected an existing CSV file")
     with path.open(newline="") as stream:
         rows = list(csv.reader(stream))
     if len(rows) < 2:
-        raise ConfigError("data.path", str(path), "expected a header row and at least one data row")
+        raise ConfigError("path", str(path), "expected a header row and at least one data row")
     header, body = rows[0], rows[1:]
     if target not in header:
-        raise ConfigError("data.target", target, f"expected one of the CSV's columns: {', '.join(header)}")
+        raise ConfigError("target", target, f"expected one of the CSV's columns: {', '.join(header)}")
     values = np.empty((len(body), len(header)))
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
-            raise ConfigError("data.path", str(path), f"line {line} has {len(row)} fields, the header has {len(header)}")
+            raise ConfigError("path", str(path), f"line {line} has {len(row)} fields, the header has {len(header)}")
         for column, cell in enumerate(row):
             try:
                 values[line - 2, column] = float(cell)
             except ValueError:
                 raise ConfigError(
-                    "data.path", str(path), f"column {header[column]!r} is not numeric (line {line}: {cell!r})"
+                    "path", str(path), f"column {header[column]!r} is not numeric (line {line}: {cell!r})"
                 ) from None
             if not math.isfinite(values[line - 2, column]):
-                raise ConfigError("data.path", str(path), f"column {header[column]!r} has a missing or infinite value on line {line}")
+                raise ConfigError("path", str(path), f"column {header[column]!r} has a missing or infinite value on line {line}")
     target_column = header.index(target)
     classes = np.unique(values[:, target_column])
     if len(classes) != 2:
         shown = ", ".join(f"{c:g}" for c in classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise ConfigError("data.target", target, f"expected a binary column (two distinct values), found {len(classes)}: {shown}")
+        raise ConfigError("target", target, f"expected a binary column (two distinct values), found {len(classes)}: {shown}")
     labels = (values[:, target_column] == classes[1]).astype(np.float64)  # the larger value is class 1
     features = np.delete(values, target_column, axis=1)
     return features, labels, [name for name in header if name != target]
@@ -90,12 +90,12 @@ class CsvDataModule(InMemoryDataModule):
         super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed)
         self.save_hyperparameters()
         if path is None or target is None:
-            missing = "data.path" if path is None else "data.target"
+            missing = "path" if path is None else "target"
             raise ConfigError(missing, None, "required: data=csv data.path=<file.csv> data.target=<column>")
         self.features, self.labels, self.feature_names = read_numeric_csv(Path(path), target)
         counts = np.bincount(self.labels.astype(int))
         if counts.min() < 2:
-            raise ConfigError("data.target", target, "each class needs at least two rows for a stratified split")
+            raise ConfigError("target", target, "each class needs at least two rows for a stratified split")
 
     def make_splits(self) -> dict[str, Split]:
         return stratified_standardised_splits(self.features, self.labels, self.hparams.train_fraction, self.hparams.random_state)
