@@ -5,9 +5,15 @@
 1. Per epoch, in one process, interleaved after one unmeasured round: the notebook's loop vs
    ``optlab.train.train`` on the config ``train.py`` composes (real Trainer, TensorBoard
    logger, checkpoints, per-epoch validation), checking that both give the same losses.
-2. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
+   Epoch times are read from the run's own event files (the wall time of each epoch's
+   ``train/loss_epoch`` point), so no timing callback adds to what is measured.
+2. Ablation: the same run with one speed measure taken away at a time (each measure of
+   ``optlab.speed``, the fused optimizer, the in-memory batches, the progress bar's refresh
+   rate), interleaved with the default run; each measure's saving is the median of the
+   paired differences.
+3. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
    peak memory, and the time from launch to the first training step.
-3. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
+4. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
    (this template's; all jobs at once, and at most two), and ``hydra/launcher=joblib`` (Hydra's
    plugin), checking that every launcher gives the same losses.
 
@@ -17,7 +23,9 @@ Every figure is the median over the repetitions; ratios are ours / plain.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import os
 import platform
 import resource
@@ -26,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -41,28 +50,47 @@ N_TRAIN = 4000
 
 
 def plain_epoch_sums() -> tuple[float, list[float]]:
-    """The notebook's loop; returns mean epoch seconds and epoch sums."""
+    """The notebook's loop, one epoch at a time; returns the mean seconds of epochs 2-10 and the epoch sums."""
     X_train, _, Y_train, _ = notebook_data()
     model = NeuralNetwork()
-    started = time.perf_counter()
-    sums = train_network(model, NOTEBOOK_OPTIMIZERS["adam"](model.parameters()), torch.nn.BCELoss(), EPOCHS, 16, X_train, Y_train)
-    return (time.perf_counter() - started) / EPOCHS, sums
+    optimizer = NOTEBOOK_OPTIMIZERS["adam"](model.parameters())
+    seconds, sums = [], []
+    for _ in range(EPOCHS):
+        started = time.perf_counter()
+        sums += train_network(model, optimizer, torch.nn.BCELoss(), 1, 16, X_train, Y_train)
+        seconds.append(time.perf_counter() - started)
+    return statistics.fmean(seconds[1:]), sums
 
 
-def template_epoch_sums(output_dir: Path) -> tuple[float, list[float]]:
-    """One default run through the task train.py calls; returns mean epoch seconds and epoch sums."""
+def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = ()) -> tuple[float, list[float]]:
+    """One run through the task train.py calls; returns the mean seconds of epochs 2-10 and the epoch sums."""
     from hydra import compose, initialize_config_dir
-    from probes import EpochTimer
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from optlab.report import read_scalars
     from optlab.train import train
 
-    overrides = [f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}", "+callbacks.epoch_timer._target_=probes.EpochTimer"]
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    train(cfg)
-    assert EpochTimer.last is not None and len(EpochTimer.last.epoch_seconds) == EPOCHS
-    return statistics.fmean(EpochTimer.last.epoch_seconds), [mean * N_TRAIN for mean in read_scalars(output_dir)["train/loss_epoch"]]
+        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}", *overrides])
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # the progress bar still draws
+        train(cfg)
+    events = EventAccumulator(str(output_dir))
+    events.Reload()
+    epoch_ends = events.Scalars("train/loss_epoch")
+    assert len(epoch_ends) == EPOCHS
+    seconds = [later.wall_time - earlier.wall_time for earlier, later in zip(epoch_ends, epoch_ends[1:])]
+    return statistics.fmean(seconds), [event.value * N_TRAIN for event in epoch_ends]
+
+
+# Each speed measure the template keeps, and the overrides that take it away.
+ABLATION = {
+    "fused Adam (optimizer.fused)": ["optimizer.fused=false"],
+    "no-op profiler (optlab.speed.NoProfiler)": ["trainer.profiler=null"],
+    "state key built once (optlab.speed.ModelCheckpoint)": [
+        f"callbacks.{name}._target_=lightning.pytorch.callbacks.ModelCheckpoint" for name in ("last_checkpoint", "best_checkpoint")
+    ],
+    "in-memory batches (TensorBatches, not a DataLoader)": ["data._target_=probes.DataLoaderBlobs"],
+    "progress bar redrawn every 25 batches, not every batch": ["callbacks.progress_bar.refresh_rate=1"],
+}
 
 
 def check_same_losses(ours: list[float], plain: list[float]) -> float:
@@ -125,7 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--sweep-reps", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "process", "sweep"])
+    parser.add_argument("--ablation-reps", type=int, default=5)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "ablation", "process", "sweep"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="optlab-bench-"))
     rows: list[tuple[str, str, str, str]] = []
@@ -146,6 +175,17 @@ def main() -> None:
         rows.append(("time per epoch (s)", f"{statistics.median(plain):.3f}", f"{statistics.median(ours):.3f}",
                      f"{median_ratio(ours, plain):.2f}"))
         print(f"  losses equal to the plain loop's: largest relative difference {worst:.1e}", flush=True)
+
+    if "ablation" not in args.skip:
+        savings: dict[str, list[float]] = {name: [] for name in ABLATION}
+        for rep in range(args.ablation_reps):
+            for name, overrides in ABLATION.items():
+                with_it, _ = template_epoch_sums(work / f"ablation-{rep}-default-{len(savings[name])}")
+                without, _ = template_epoch_sums(work / f"ablation-{rep}-{list(ABLATION).index(name)}", overrides)
+                savings[name].append((without - with_it) / without)
+            print(f"  ablation rep {rep}: " + ", ".join(f"{100 * v[-1]:+.1f}%" for v in savings.values()), flush=True)
+        ablation_rows = [(name, f"{100 * statistics.median(values):+.1f}%",
+                          f"{100 * min(values):+.1f}% .. {100 * max(values):+.1f}%") for name, values in savings.items()]
 
     if "process" not in args.skip:
         plain_wall, ours_wall, plain_rss, ours_rss, startup = [], [], [], [], []
@@ -194,6 +234,10 @@ def main() -> None:
     print("\n| measure | plain / baseline | optlab | ratio |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    if "ablation" not in args.skip:
+        print("\n| speed measure | time per epoch it saves (median) | range over reps |\n|---|---|---|")
+        for row in ablation_rows:
+            print("| " + " | ".join(row) + " |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n(benchmark process peak {peak:.0f} MiB)")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import job_dirs, read_scalars, run_train
+from conftest import CONFIG_DIR, compose_config, job_dirs, read_scalars, run_train
+from hydra.types import RunMode
 from notebook_reference import notebook_losses
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from optlab.train import train
 
 REQUIRED_TAGS = {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc"}
 
@@ -35,15 +38,20 @@ def hparams_session(run_dir: Path) -> dict[str, object]:
     return {key: getattr(value, value.WhichOneof("kind")) for key, value in start.hparams.items()}
 
 
-def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path, quick_run_args: list[str]) -> None:
-    result = run_train(["optimizer=rmsprop", "trainer.log_every_n_steps=1", *quick_run_args], cwd=tmp_path)
+def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path) -> None:
+    args = ["optimizer=rmsprop", "trainer.log_every_n_steps=1", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=50",
+            "trainer.enable_model_summary=false"]
+    result = run_train(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The progress bar shows the live training loss and the last validation loss and accuracy.
+    bar = result.stdout.split("\r")
+    assert any("Epoch 1:" in line and "train/loss_step=" in line and "val/loss=" in line and "val/acc=" in line for line in bar)
     assert [p.name for p in tmp_path.iterdir()] == ["logs"]  # nothing lands in the working directory
     run_dir = only_child(tmp_path / "logs" / "runs")
     # Named after its overrides, cut at 120 characters.
     assert run_dir.name.endswith(
-        "_callbacks.progress_bar.refresh_rate-0+optimizer-rmsprop+trainer.enable_model_summary-false"
-        "+trainer.log_every_n_steps-1+t"
+        "_callbacks.progress_bar.refresh_rate-50+optimizer-rmsprop+trainer.enable_model_summary-false"
+        "+trainer.log_every_n_steps-1+"
     )
     for expected in ("checkpoints/last.ckpt", ".hydra/config.yaml", "train.log"):
         assert (run_dir / expected).is_file(), expected
@@ -69,13 +77,18 @@ def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path, quick
 
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["-m", "optimizer=adam,sgd,rmsprop"], ["experiment=optimizer_comparison"]],
-    ids=["multirun", "named-experiment"],
-)
-def test_three_optimizer_sweep_runs_three_jobs(tmp_path: Path, args: list[str]) -> None:
-    result = run_train([*args, "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
+def test_the_named_experiment_is_the_three_optimizer_sweep() -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["experiment=optimizer_comparison"], return_hydra_config=True)
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.hydra.sweeper.params == {"optimizer": "adam,sgd,rmsprop"}
+
+
+def test_three_optimizer_sweep_runs_three_jobs(tmp_path: Path) -> None:
+    result = run_train(["-m", "optimizer=adam,sgd,rmsprop", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"],
+                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = only_child(tmp_path / "logs" / "multiruns")
     jobs = job_dirs(sweep_dir)
@@ -117,15 +130,15 @@ def test_sweeping_two_keys_and_rerunning_never_shares_a_directory(tmp_path: Path
     assert adam_seed_1 != adam_seed_2
 
 
-def test_reusing_a_run_directory_is_refused(tmp_path: Path, quick_run_args: list[str]) -> None:
-    args = [f"hydra.run.dir={tmp_path / 'run'}", "trainer.max_epochs=1", "data.n_samples=200"]
-    assert run_train(args, cwd=tmp_path).returncode == 0
-    before = sorted(p.name for p in (tmp_path / "run").iterdir())
-    result = run_train(args, cwd=tmp_path)
+def test_reusing_a_run_directory_is_refused(tmp_path: Path) -> None:
+    small = ["trainer.max_epochs=1", "data.n_samples=200"]
+    train(compose_config(tmp_path / "run", small))  # the earlier run, trained here to save a process start
+    before = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
+    result = run_train([f"hydra.run.dir={tmp_path / 'run'}", *small], cwd=tmp_path)
     assert result.returncode == 1
     assert "already holds an earlier run" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+    assert {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()} == before  # untouched
 
 
 def test_unknown_optimizer_lists_the_available_ones(tmp_path: Path) -> None:

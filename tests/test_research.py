@@ -144,8 +144,7 @@ def test_optuna_search_writes_its_results_and_the_report(tmp_path: Path) -> None
 
 
 def test_eval_reproduces_the_training_runs_test_metrics(tmp_path: Path) -> None:
-    trained = run_train(["hydra.run.dir=run", "trainer.max_epochs=2", "print_config=false"], cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    train(compose_config(tmp_path / "run", ["trainer.max_epochs=2", "print_config=false"]))
     evaluated = run_train(["ckpt_path=run/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=tmp_path, script="eval.py")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     training, evaluation = read_result(tmp_path / "run"), read_result(tmp_path / "eval")

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from optlab.cli import in_sweep
-from optlab.results import RESULT_FILE, read_result
+from optlab.results import RESULT_FILE, earlier_run_file, in_use_message, read_result
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,16 @@ def unwritable_reason(directory: Path) -> str | None:
     return None
 
 
+def launched_rank() -> int:
+    """This process's rank as the launcher that started it says (0 for a plain run), read before Lightning is imported."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        if os.environ.get(variable, "0").isdigit() and int(os.environ.get(variable, "0")) != 0:
+            return int(os.environ[variable])
+    return 0
+
+
 class CheckLogDir(Callback):
-    """Stop before Hydra creates the output directory if it cannot be written."""
+    """Stop before Hydra writes into the output directory if it cannot be written, or holds an earlier run."""
 
     def _check(self, directory: str, key: str) -> None:
         reason = unwritable_reason(Path(directory))
@@ -48,6 +56,12 @@ class CheckLogDir(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config.hydra.run.dir, "hydra.run.dir")
+        run_dir = Path(config.hydra.run.dir)
+        if launched_rank() != 0:  # a DDP process that Lightning or SLURM started writes into rank 0's run
+            return
+        if earlier := earlier_run_file(run_dir):  # before Hydra rewrites its .hydra/ and log there
+            log.error("%s", in_use_message(run_dir, earlier))
+            sys.exit(1)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config.hydra.sweep.dir, "hydra.sweep.dir")

@@ -33,6 +33,20 @@ class RunResult:
         return self.steps / self.fit_seconds
 
 
+def earlier_run_file(output_dir: Path) -> Path | None:
+    """A file that shows ``output_dir`` already holds a run: its record, events or checkpoints."""
+    candidates = [output_dir / RESULT_FILE, output_dir / HISTORY_FILE]
+    candidates += sorted(output_dir.glob("events.out.tfevents.*")) + sorted(output_dir.glob("checkpoints/*.ckpt"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def in_use_message(output_dir: Path, earlier: Path) -> str:
+    return (
+        f"output directory {output_dir} already holds an earlier run ({earlier.relative_to(output_dir)}); "
+        "pick a new hydra.run.dir (to continue that run, pass ckpt_path=.../last.ckpt instead)"
+    )
+
+
 def write_result(output_dir: Path, result: RunResult) -> None:
     """Write atomically: a report reading the sweep meanwhile never sees half a file."""
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from optlab.config_tree import print_config_tree
 from optlab.errors import ConfigError, Interrupted, NumericalError, OutputDirInUse
 from optlab.loggers import MetricHistory
-from optlab.results import RunResult, last_line, write_result
+from optlab.results import RunResult, earlier_run_file, in_use_message, last_line, write_result
 from optlab.tb_hparams import run_hparams, write_hparams_session
 from optlab.threads import set_threads
 from optlab.validation import METRIC_TAGS, build, validate
@@ -53,12 +53,8 @@ def ensure_fresh_output_dir(output_dir: Path) -> None:
     """Refuse to add a second event file or overwrite checkpoints in an earlier run's directory."""
     if rank_zero_only.rank != 0:  # DDP's extra ranks share rank 0's directory by design
         return
-    earlier = sorted(output_dir.glob("events.out.tfevents.*")) + sorted(output_dir.glob("checkpoints/*.ckpt"))
-    if earlier:
-        raise OutputDirInUse(
-            f"output directory {output_dir} already holds an earlier run ({earlier[0].name}); "
-            "pick a new hydra.run.dir (to continue that run, pass ckpt_path=.../last.ckpt instead)"
-        )
+    if earlier := earlier_run_file(output_dir):
+        raise OutputDirInUse(in_use_message(output_dir, earlier))
 
 
 def diverged(trainer: L.Trainer) -> NumericalError:
