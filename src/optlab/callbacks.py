@@ -11,9 +11,78 @@ from typing import Any
 import lightning as L
 from lightning.pytorch import Callback
 from lightning.pytorch import callbacks as lightning_callbacks
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
+
+
+class EpochTable(TQDMProgressBar):
+    """Lightning's tqdm progress bar, and above it one row per epoch: the numbers the notebook printed.
+
+    Each row has the epoch's mean training loss, that mean times the training rows (the
+    notebook's ``Epoch: 1 - Loss:107.9976`` is this sum), and the validation loss and
+    accuracy of that epoch. Epochs are counted from 1, as the notebook counts them; the
+    one-batch validation and test passes get no bars of their own. Rows go through logging, so the run's ``train.log`` has them too.
+    A row is written when the next epoch starts (or training ends): the epoch's training
+    loss is only computed at its very end, after every callback's ``on_train_epoch_end``.
+    """
+
+    def __init__(self, refresh_rate: int = 25, **kwargs: Any) -> None:
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self._pending_epoch: int | None = None
+        self._validation: dict[str, float] = {}
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)  # one held-out batch: the row below says what it gave
+
+    def init_test_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if trainer.is_global_zero:
+            log.info("%5s  %10s  %12s  %10s  %8s", "epoch", "train loss", "loss x rows", "val loss", "val acc")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking:
+            self._validation = {key: float(trainer.callback_metrics[key]) for key in ("val/loss", "val/acc")
+                                if key in trainer.callback_metrics}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._pending_epoch = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_row(trainer)
+        super().on_train_epoch_start(trainer, pl_module)
+        self.train_progress_bar.set_description(f"Epoch {self._epoch(trainer, trainer.current_epoch)}")
+
+    @staticmethod
+    def _epoch(trainer: L.Trainer, epoch: int) -> str:
+        """Counted from 1, as the notebook counts them."""
+        return f"{epoch + 1}/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else str(epoch + 1)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_row(trainer)
+        super().on_train_end(trainer, pl_module)
+
+    def _write_row(self, trainer: L.Trainer) -> None:
+        if self._pending_epoch is None or not trainer.is_global_zero:
+            return
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        rows = getattr(trainer.datamodule, "n_train", None)
+        cells = [
+            self._epoch(trainer, self._pending_epoch),
+            f"{float(loss):10.4g}" if loss is not None else f"{'-':>10}",
+            f"{float(loss) * rows:12.4f}" if loss is not None and rows else f"{'-':>12}",
+            f"{self._validation['val/loss']:10.6f}" if "val/loss" in self._validation else f"{'-':>10}",
+            f"{self._validation['val/acc']:8.4f}" if "val/acc" in self._validation else f"{'-':>8}",
+        ]
+        log.info("%5s  %s", cells[0], "  ".join(cells[1:]))
+        self._pending_epoch, self._validation = None, {}
 
 
 class CheckpointOnInterrupt(Callback):

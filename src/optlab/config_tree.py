@@ -1,14 +1,18 @@
-"""Print the composed config as a tree, groups first, so a run shows what it will do."""
+"""The composed config as a tree, groups first: saved with every run, printed on request."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 GROUP_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
+TREE_FILE = "config_tree.txt"
 
 
-def print_config_tree(cfg: DictConfig) -> None:
-    from rich import print as rich_print
+def config_tree(cfg: DictConfig) -> Any:
+    """A ``rich`` tree of the resolved config: every value as the run uses it."""
     from rich.syntax import Syntax
     from rich.tree import Tree
 
@@ -18,4 +22,20 @@ def print_config_tree(cfg: DictConfig) -> None:
         node = cfg[key]
         text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else f"{node}\n"
         tree.add(key).add(Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
-    rich_print(tree)
+    return tree
+
+
+def print_config_tree(cfg: DictConfig) -> None:
+    from rich import print as rich_print
+
+    rich_print(config_tree(cfg))
+
+
+def save_config_tree(cfg: DictConfig, output_dir: Path) -> Path:
+    """Plain text next to ``.hydra/config.yaml``, which keeps the interpolations unresolved."""
+    from rich.console import Console
+
+    path = output_dir / TREE_FILE
+    with path.open("w") as stream:
+        Console(file=stream, color_system=None, width=120).print(config_tree(cfg))
+    return path

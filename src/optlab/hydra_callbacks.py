@@ -119,7 +119,11 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = rebuild_report(sweep_dir)
-        log.info("sweep report: %s (summary.md, summary.csv)", sweep_dir / "comparison.png")
+        if not jobs:
+            return
+        from optlab.report import console_summary
+
+        print(console_summary(jobs, sweep_dir), flush=True)  # the console's last screen, not a log record
         failed = [job for job in jobs if job.status != "ok"]
         if failed:
             log.error("%d of %d jobs failed:", len(failed), len(jobs))

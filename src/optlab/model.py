@@ -91,6 +91,12 @@ class BinaryClassifier(L.LightningModule):
         self.val_loss_best.persistent(True)
         self.val_acc_best.persistent(True)
 
+    def setup(self, stage: str) -> None:
+        # The epoch's loss is summed in float64, as the notebook sums Python floats, so the
+        # printed figures match its digits (Apple's MPS has no float64).
+        if self.trainer.strategy.root_device.type != "mps":
+            self.train_loss.set_dtype(torch.float64)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 

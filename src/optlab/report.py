@@ -181,7 +181,26 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list
     return lines
 
 
-def write_markdown(sweep_dir: Path, jobs: Sequence[Job], groups: Sequence[Group], ranking: Ranking, path: Path) -> None:
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell, for the console."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+
+
+# The columns the console table keeps (the files have them all).
+CONSOLE_COLUMNS = ("final_train_loss", "best_val_loss", "final_val_acc", "test_acc", "fit_seconds")
+
+
+@dataclass
+class Tables:
+    """A sweep's summary: one row per job, best first, and mean ± std per seed group when seeds repeat."""
+
+    heading: str
+    groups: tuple[list[str], list[list[str]]] | None
+    jobs: tuple[list[str], list[list[str]]]
+
+
+def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: Ranking, columns: Sequence[str]) -> Tables:
     def rank_value(job: Job) -> float | None:
         return job.final(ranking.metric) if job.status == "ok" else None
 
@@ -189,35 +208,51 @@ def write_markdown(sweep_dir: Path, jobs: Sequence[Job], groups: Sequence[Group]
     keys = varying_keys(jobs)
     failed = sum(job.status != "ok" for job in jobs)
     better = "lower" if ranking.direction == "minimize" else "higher"
-    lines = [
-        f"# Sweep {sweep_dir.name}",
-        "",
-        f"{len(jobs)} jobs, {len(jobs) - failed} ok, {failed} failed. "
-        f"Best first by `{ranking.metric}` ({better} is better).",
-        "",
-    ]
-    columns = list(METRIC_COLUMNS)
+    heading = f"{len(jobs)} jobs, {len(jobs) - failed} ok, {failed} failed. Best first by `{ranking.metric}` ({better} is better)."
+    group_table = None
     if any(len(group.jobs) > 1 for group in groups):
-        lines += ["## Mean ± std over seeds", ""]
         group_metric = {
             group.label: statistics.fmean(vals) if (vals := [v for j in group.jobs if (v := rank_value(j)) is not None]) else None
             for group in groups
         }
         ordered_groups = sorted(groups, key=lambda group: ranking.key(group_metric[group.label]))
-        rows = [
-            [group.label, str(len(group.values("epochs")))] + [mean_std(group.values(column)) for column in columns]
-            for group in ordered_groups
-        ]
-        lines += markdown_table(["configuration", "seeds ok", *columns], rows) + [""]
-    lines += ["## Jobs", ""]
-    rows = [
-        [str(job.number), label(job, keys), job.status]
-        + [format_number(METRIC_COLUMNS[column](job)) for column in columns]
-        + [job.error]
-        for job in ordered
-    ]
-    lines += markdown_table(["job", "overrides", "status", *columns, "error"], rows)
+        group_table = (
+            ["configuration", "seeds ok", *columns],
+            [[group.label, str(len(group.values("epochs")))] + [mean_std(group.values(column)) for column in columns]
+             for group in ordered_groups],
+        )
+    job_table = (
+        ["job", "overrides", "status", *columns, "error"],
+        [[str(job.number), label(job, keys), job.status] + [format_number(METRIC_COLUMNS[column](job)) for column in columns]
+         + [job.error] for job in ordered],
+    )
+    return Tables(heading, group_table, job_table)
+
+
+def write_markdown(sweep_dir: Path, tables: Tables, path: Path) -> None:
+    lines = [f"# Sweep {sweep_dir.name}", "", tables.heading, ""]
+    if tables.groups:
+        lines += ["## Mean ± std over seeds", "", *markdown_table(*tables.groups), ""]
+    lines += ["## Jobs", "", *markdown_table(*tables.jobs)]
     path.write_text("\n".join(lines) + "\n")
+
+
+def console_summary(jobs: Sequence[Job], sweep_dir: Path) -> str:
+    """The sweep's table as the console shows it when the sweep ends, then where to look further."""
+    from optlab.console import relative, tensorboard_command
+
+    tables = summary_tables(jobs, group_by_seed(jobs), sweep_ranking(jobs), CONSOLE_COLUMNS)
+    lines = ["", f"sweep {relative(sweep_dir)}: {tables.heading.replace('`', '')}"]
+    if tables.groups:
+        lines += ["", "mean ± std over seeds:", *text_table(*tables.groups), "", "jobs:"]
+    header, rows = tables.jobs
+    if not any(row[-1] for row in rows):  # no job failed: no error column
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    lines += [*text_table(header, rows), ""]
+    lines += [f"plot      {relative(sweep_dir / 'comparison.png')}",
+              f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv)",
+              f"look      {tensorboard_command(sweep_dir)}"]
+    return "\n".join(lines)
 
 
 def build_report(sweep_dir: Path) -> list[Job]:
@@ -230,7 +265,7 @@ def build_report(sweep_dir: Path) -> list[Job]:
         raise FileNotFoundError(f"no job directories (*/.hydra/overrides.yaml) under {sweep_dir}")
     groups = group_by_seed(jobs)
     write_csv(jobs, sweep_dir / "summary.csv")
-    write_markdown(sweep_dir, jobs, groups, sweep_ranking(jobs), sweep_dir / "summary.md")
+    write_markdown(sweep_dir, summary_tables(jobs, groups, sweep_ranking(jobs), list(METRIC_COLUMNS)), sweep_dir / "summary.md")
     plot_comparison(groups, sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}")
     return jobs
 

@@ -17,7 +17,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from optlab.config_tree import print_config_tree
+from optlab.config_tree import print_config_tree, save_config_tree
+from optlab.console import closing_block, quiet_lightning, run_header
 from optlab.errors import ConfigError, Interrupted, NumericalError, OutputDirInUse
 from optlab.loggers import MetricHistory
 from optlab.results import RunResult, earlier_run_file, in_use_message, last_line, write_result
@@ -40,13 +41,16 @@ def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
     return objects
 
 
+def hydra_choices() -> dict[str, str]:
+    """The group choices Hydra composed the config from (``optimizer: adam``), if Hydra did."""
+    if not HydraConfig.initialized():
+        return {}
+    return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items() if choice is not None}
+
+
 def optimizer_name(cfg: DictConfig) -> str:
     """The ``optimizer=`` choice when Hydra composed the config, else the torch class name."""
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("optimizer")
-        if choice:
-            return choice
-    return cfg.optimizer._target_.rsplit(".", 1)[-1].lower()
+    return hydra_choices().get("optimizer") or cfg.optimizer._target_.rsplit(".", 1)[-1].lower()
 
 
 def ensure_fresh_output_dir(output_dir: Path) -> None:
@@ -88,11 +92,14 @@ def train(cfg: DictConfig) -> float:
 
 def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     validate(cfg)
-    if cfg.get("print_config") and rank_zero_only.rank == 0:
-        print_config_tree(cfg)
+    quiet_lightning()
+    if rank_zero_only.rank == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config_tree(cfg, output_dir)
+        if cfg.get("print_config"):
+            print_config_tree(cfg)
     threads = set_threads(cfg.get("num_threads"))
-    log.info("torch uses %d CPU thread(s)", threads)
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule: L.LightningDataModule = build(cfg.data, "data")
     # The notebook calls torch.manual_seed(2020) right before it creates the layers.
@@ -116,6 +123,8 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
     write_hparams_session(trainer.loggers, hparams, METRIC_TAGS)
+    if trainer.is_global_zero:
+        log.info("%s", run_header(cfg, hydra_choices(), datamodule, model, trainer, threads, output_dir))
 
     started = time.perf_counter()
     try:
@@ -139,10 +148,5 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
-        log.info(
-            "test accuracy %.4f, test loss %.6f, outputs in %s",
-            metrics["test/acc"],
-            metrics["test/loss"],
-            output_dir.resolve(),
-        )
+        log.info("%s", closing_block(metrics, output_dir))
     return RunResult(status="ok", metrics=metrics, fit_seconds=fit_seconds, steps=trainer.global_step)

@@ -44,6 +44,11 @@ class InMemoryDataModule(L.LightningDataModule):
         """Input width of the model: read from the data, not repeated in the model config."""
         return self.splits["train"][0].shape[1]
 
+    @property
+    def n_train(self) -> int:
+        """Rows in the training split."""
+        return len(self.splits["train"][0])
+
     def setup(self, stage: str | None = None) -> None:
         self.splits  # build once; fit, validate and test reuse the same tensors
 

@@ -1,0 +1,124 @@
+"""What a run prints: a short header, the progress bar, one row per epoch, a closing block.
+
+Everything else Lightning says still goes to the run's ``train.log``; the console keeps
+what a user reads or acts on. Hydra's logging config (``configs/hydra/default.yaml``)
+installs :class:`ConsoleFilter` on the console handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# Lightning's INFO lines that do not show up in the console: the header and the epoch
+# table say the same, or they are advertisements.
+_QUIET_LOGGERS = ("lightning", "pytorch_lightning")
+
+
+class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A console handler that writes above an active progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001  (logging must never raise)
+            self.handleError(record)
+
+
+class ConsoleFilter(logging.Filter):
+    """Keep Lightning's warnings and errors in the console, not its INFO chatter (it stays in train.log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(_QUIET_LOGGERS) and record.levelno < logging.WARNING:
+            return False
+        if record.name == "py.warnings":  # a Python warning: its message, not the file and line it came from
+            text = str(record.args[0]) if record.args else record.getMessage()
+            record.msg, record.args = f"warning: {_warning_text(text)}", ()
+        return True
+
+
+def _warning_text(formatted: str) -> str:
+    """``path:12: UserWarning: text`` -> ``text`` (warnings.formatwarning's layout)."""
+    first_line = formatted.strip().splitlines()[0] if formatted.strip() else formatted
+    head, separator, text = first_line.partition("Warning: ")
+    return text if separator else first_line
+
+
+def quiet_lightning() -> None:
+    """Send Lightning's messages through Hydra's handlers only, once, and drop a warning no user can act on.
+
+    Lightning's top-level package adds a console handler to the ``lightning`` logger and still
+    lets its records reach the root logger, where Hydra prints them a second time.
+    """
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).handlers.clear()
+    logging.captureWarnings(True)  # warnings reach the console filter and train.log
+    # Raised inside Lightning's own pytree helper with torch >= 2.13; nothing in a user's code causes it.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
+
+def describe_arguments(arguments: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in arguments.items() if not str(key).startswith("_"))
+
+
+def header(rows: Sequence[tuple[str, str]]) -> str:
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {text}" for label, text in rows)
+
+
+def tensorboard_command(log_dir: Path) -> str:
+    return f"tensorboard --logdir {relative(log_dir)}"
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, as a user would type it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def parameters(model: Any) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any, trainer: Any, threads: int,
+               output_dir: Path) -> str:
+    """What runs, in a few lines: data, model, optimizer, trainer, where the outputs go."""
+    from omegaconf import OmegaConf
+
+    data = choices.get("data", type(datamodule).__name__)
+    if hasattr(datamodule, "splits"):
+        (x_train, _), (x_held, _) = datamodule.splits["train"], datamodule.splits["held_out"]
+        data += f": {len(x_train)} training / {len(x_held)} held-out rows of {x_train.shape[1]} features, batch {datamodule.batch_size}"
+    widths = [model.hparams.input_size, *model.hparams.hidden_sizes, 1] if "hidden_sizes" in model.hparams else []
+    network = f"{choices.get('model', type(model).__name__)}: {'-'.join(map(str, widths))}, {parameters(model):,} parameters"
+    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    rows = [
+        ("data", data),
+        ("model", network),
+        ("optimizer", f"{choices.get('optimizer', '')}: {optimizer['_target_']}({describe_arguments(optimizer)})"),
+    ]
+    if cfg.get("scheduler"):
+        scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
+        rows.append(("scheduler", f"{scheduler['_target_']}({describe_arguments(scheduler)})"))
+    accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    epochs = f"{trainer.max_epochs} epochs" if trainer.max_steps < 0 else f"{trainer.max_steps} steps"
+    strategy = type(trainer.strategy).__name__.removesuffix("Strategy")
+    rows.append(("trainer", f"{epochs} on {accelerator} x{trainer.num_devices * trainer.num_nodes} ({strategy}), "
+                            f"precision {trainer.precision}, torch threads: {threads}"))
+    rows.append(("outputs", f"{relative(output_dir)}  (resolved config: config_tree.txt; print it with print_config=true)"))
+    return header(rows)
+
+
+def closing_block(metrics: Mapping[str, float], output_dir: Path) -> str:
+    rows = [("test", f"accuracy {metrics['test/acc']:.4f}, loss {metrics['test/loss']:.6f}")]
+    if "val/loss_best" in metrics:
+        rows.append(("best val", f"loss {metrics['val/loss_best']:.6f}, accuracy {metrics['val/acc_best']:.4f}"))
+    rows += [("run", relative(output_dir)), ("look", tensorboard_command(output_dir))]
+    return header(rows)
