@@ -4,13 +4,12 @@ import hydra
 from omegaconf import DictConfig
 
 from optlab.cli import run_task
+from optlab.validation import validate_evaluation
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> float:
-    from optlab.evaluate import evaluate
-
-    return run_task(evaluate, cfg)
+    return run_task("optlab.evaluate:evaluate", cfg, checks=validate_evaluation, metric="test/acc")
 
 
 if __name__ == "__main__":

@@ -4,15 +4,14 @@ import hydra
 from omegaconf import DictConfig
 
 from optlab.cli import run_task
+from optlab.validation import validate
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float:
-    # Imported here, not at the top: a sweep's launcher process never trains, so with a
-    # parallel launcher it never pays the seconds Lightning takes to import.
-    from optlab.train import train
-
-    return run_task(train, cfg)
+    # The training code (and Lightning) is imported only after the config checks pass, and
+    # never by a sweep's launcher process, which only starts jobs.
+    return run_task("optlab.train:train", cfg, checks=validate, metric=cfg.optimized_metric)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 def steps_per_second(batch_size: int, precision: str, work: Path) -> tuple[float, float]:
     from hydra import compose, initialize_config_dir
 
-    from optlab.results import read_result
     from optlab.train import train
 
     output_dir = work / f"b{batch_size}-{precision}"
@@ -36,9 +35,8 @@ def steps_per_second(batch_size: int, precision: str, work: Path) -> tuple[float
     ]
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    train(cfg)
-    result = read_result(output_dir)
-    assert result is not None and result.steps_per_second is not None
+    result = train(cfg)
+    assert result.steps_per_second is not None
     return result.steps_per_second, result.steps_per_second * batch_size
 
 

@@ -179,9 +179,9 @@ def main() -> None:
     if "ablation" not in args.skip:
         savings: dict[str, list[float]] = {name: [] for name in ABLATION}
         for rep in range(args.ablation_reps):
-            for name, overrides in ABLATION.items():
-                with_it, _ = template_epoch_sums(work / f"ablation-{rep}-default-{len(savings[name])}")
-                without, _ = template_epoch_sums(work / f"ablation-{rep}-{list(ABLATION).index(name)}", overrides)
+            for number, (name, overrides) in enumerate(ABLATION.items()):
+                with_it, _ = template_epoch_sums(work / f"ablation-{rep}-{number}-with")
+                without, _ = template_epoch_sums(work / f"ablation-{rep}-{number}-without", overrides)
                 savings[name].append((without - with_it) / without)
             print(f"  ablation rep {rep}: " + ", ".join(f"{100 * v[-1]:+.1f}%" for v in savings.values()), flush=True)
         ablation_rows = [(name, f"{100 * statistics.median(values):+.1f}%",

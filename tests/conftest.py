@@ -13,6 +13,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from optlab.cli import execute
+from optlab.results import RunResult
+from optlab.validation import validate
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
@@ -31,6 +35,11 @@ def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfi
                 *overrides,
             ],
         )
+
+
+def train_here(cfg: DictConfig) -> RunResult:
+    """What ``train.py`` does, in this process: check the config, train, record ``result.json``; errors are raised."""
+    return execute("optlab.train:train", cfg, checks=validate)
 
 
 def run_train(

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG_DIR, compose_config, job_dirs, read_scalars, run_train
+from conftest import CONFIG_DIR, compose_config, job_dirs, read_scalars, run_train, train_here
 from hydra.types import RunMode
 from notebook_reference import notebook_losses
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from optlab.train import train
 
 REQUIRED_TAGS = {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc"}
 
@@ -40,20 +39,22 @@ def hparams_session(run_dir: Path) -> dict[str, object]:
 
 def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path) -> None:
     args = ["optimizer=rmsprop", "trainer.log_every_n_steps=1", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=50",
-            "trainer.enable_model_summary=false"]
+            "trainer.enable_model_summary=false", "print_config=true"]
     result = run_train(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     # The progress bar shows the live training loss and the last validation loss and accuracy.
     bar = result.stdout.split("\r")
-    assert any("Epoch 1:" in line and "train/loss_step=" in line and "val/loss=" in line and "val/acc=" in line for line in bar)
+    assert any("Epoch 2/2:" in line and "train/loss_step=" in line and "val/loss=" in line and "val/acc=" in line for line in bar)
+    # Asked for, the resolved config tree is printed before training (and saved, as always).
+    assert "├── optimizer" in result.stdout and "_target_: torch.optim.RMSprop" in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["logs"]  # nothing lands in the working directory
     run_dir = only_child(tmp_path / "logs" / "runs")
-    # Named after its overrides, cut at 120 characters.
+    # Named after its overrides (print_config is left out), cut at 120 characters.
     assert run_dir.name.endswith(
         "_callbacks.progress_bar.refresh_rate-50+optimizer-rmsprop+trainer.enable_model_summary-false"
         "+trainer.log_every_n_steps-1+"
     )
-    for expected in ("checkpoints/last.ckpt", ".hydra/config.yaml", "train.log"):
+    for expected in ("checkpoints/last.ckpt", ".hydra/config.yaml", "config_tree.txt", "train.log", "result.json", "metrics.jsonl"):
         assert (run_dir / expected).is_file(), expected
 
     scalars = read_scalars(run_dir)
@@ -72,7 +73,7 @@ def test_single_run_writes_everything_under_its_output_dir(tmp_path: Path) -> No
     assert hparams["model/hidden_sizes"] == "[256, 1024]"
 
     test_acc = scalars["test/acc"][-1][1]
-    assert f"test accuracy {test_acc:.4f}" in result.stderr + result.stdout
+    assert f"accuracy {test_acc:.4f}" in result.stdout
 
 
 
@@ -132,7 +133,7 @@ def test_sweeping_two_keys_and_rerunning_never_shares_a_directory(tmp_path: Path
 
 def test_reusing_a_run_directory_is_refused(tmp_path: Path) -> None:
     small = ["trainer.max_epochs=1", "data.n_samples=200"]
-    train(compose_config(tmp_path / "run", small))  # the earlier run, trained here to save a process start
+    train_here(compose_config(tmp_path / "run", small))  # the earlier run, trained here to save a process start
     before = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
     result = run_train([f"hydra.run.dir={tmp_path / 'run'}", *small], cwd=tmp_path)
     assert result.returncode == 1
@@ -166,4 +167,4 @@ def test_ddp_on_cpu_trains_with_two_processes_and_one_set_of_logs(tmp_path: Path
     assert REQUIRED_TAGS <= scalars.keys()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list(run_dir.glob(".hydra/config.yaml"))) == 1
-    assert "GLOO" in result.stderr.upper() or "gloo" in result.stdout
+    assert "on cpu x2 (DDP)" in result.stdout  # the header says how it ran

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, read_scalars
+from conftest import compose_config, read_scalars, train_here
 from notebook_reference import NOTEBOOK_ADAM_LOSSES, notebook_losses
 
-from optlab.train import train
 
 N_TRAIN = 4000  # epoch mean loss * 4000 == the notebook's sum of loss * 16 over 250 batches
 # The default run is the notebook's full 10 epochs; the other optimizers are compared over
@@ -31,7 +30,7 @@ def lightning_epoch_sums(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     sums = {}
     for optimizer, epochs in EPOCHS.items():
         run_dir: Path = tmp_path_factory.mktemp(optimizer)
-        train(compose_config(run_dir, [f"optimizer={optimizer}", f"trainer.max_epochs={epochs}"]))
+        train_here(compose_config(run_dir, [f"optimizer={optimizer}", f"trainer.max_epochs={epochs}"]))
         epoch_means = [value for _, value in read_scalars(run_dir)["train/loss_epoch"]]
         sums[optimizer] = [mean * N_TRAIN for mean in epoch_means]
     return sums

@@ -55,7 +55,7 @@ def test_parallel_sweep_gives_the_sequential_numbers(
     # core for joblib (its n_jobs=-1), at least one thread each.
     cores = os.cpu_count() or 1
     threads = max(1, cores // (2 if launcher == "parallel" else cores))
-    assert job_logs(tmp_path / "sweep").count(f"torch uses {threads} CPU thread(s)") == 2
+    assert job_logs(tmp_path / "sweep").count(f"torch threads: {threads}") == 2
     assert (tmp_path / "sweep" / "summary.md").is_file()
 
 
@@ -68,7 +68,7 @@ def test_one_job_at_a_time_gets_all_threads(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Launching 2 jobs, 1 at a time" in result.stderr + result.stdout
     logs = job_logs(tmp_path / "sweep")
-    assert logs.count(f"torch uses {torch.get_num_threads()} CPU thread(s)") == 2
+    assert logs.count(f"torch threads: {torch.get_num_threads()}") == 2
     assert [len(read_scalars(job)["train/loss_epoch"]) for job in job_dirs(tmp_path / "sweep")] == [1, 1]
 
 

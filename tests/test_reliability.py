@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose_config, read_scalars, run_train
+from conftest import ROOT, compose_config, read_scalars, run_train, train_here
 
 from optlab.errors import ConfigError
-from optlab.train import train
 
 SMALL = ["data.n_samples=1000", "trainer.enable_model_summary=false"]  # 800 training rows: 50 steps an epoch
 
@@ -50,10 +49,10 @@ def test_a_sweep_survives_a_bad_job(tmp_path: Path) -> None:
 
 def test_resuming_gives_bitwise_the_same_run(tmp_path: Path) -> None:
     straight, first_half, resumed = tmp_path / "straight", tmp_path / "half", tmp_path / "resumed"
-    train(compose_config(straight, [*SMALL, "trainer.max_epochs=6"]))
-    train(compose_config(first_half, [*SMALL, "trainer.max_epochs=3"]))
+    train_here(compose_config(straight, [*SMALL, "trainer.max_epochs=6"]))
+    train_here(compose_config(first_half, [*SMALL, "trainer.max_epochs=3"]))
     ckpt = first_half / "checkpoints" / "last.ckpt"
-    train(compose_config(resumed, [*SMALL, "trainer.max_epochs=6", f"ckpt_path={ckpt}"]))
+    train_here(compose_config(resumed, [*SMALL, "trainer.max_epochs=6", f"ckpt_path={ckpt}"]))
 
     for run in (straight, resumed):  # last.ckpt is the final state, whether or not val/loss improved
         final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -70,17 +69,17 @@ def test_resuming_gives_bitwise_the_same_run(tmp_path: Path) -> None:
 
 
 def test_resuming_a_finished_run_still_reports_its_metrics(tmp_path: Path) -> None:
-    train(compose_config(tmp_path / "done", [*SMALL, "trainer.max_epochs=2"]))
+    train_here(compose_config(tmp_path / "done", [*SMALL, "trainer.max_epochs=2"]))
     ckpt = tmp_path / "done" / "checkpoints" / "last.ckpt"
-    value = train(compose_config(tmp_path / "again", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={ckpt}"]))
+    value = train_here(compose_config(tmp_path / "again", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={ckpt}"])).metrics["val/loss"]
     assert value == read_scalars(tmp_path / "done")["val/loss"][-1][1]
 
 
 def test_same_config_twice_is_identical_and_seeds_differ(tmp_path: Path) -> None:
     runs = {name: tmp_path / name for name in ("a", "b", "seed7")}
-    train(compose_config(runs["a"], [*SMALL, "trainer.max_epochs=2"]))
-    train(compose_config(runs["b"], [*SMALL, "trainer.max_epochs=2", "trainer.deterministic=true"]))
-    train(compose_config(runs["seed7"], [*SMALL, "trainer.max_epochs=2", "seed=7"]))
+    train_here(compose_config(runs["a"], [*SMALL, "trainer.max_epochs=2"]))
+    train_here(compose_config(runs["b"], [*SMALL, "trainer.max_epochs=2", "trainer.deterministic=true"]))
+    train_here(compose_config(runs["seed7"], [*SMALL, "trainer.max_epochs=2", "seed=7"]))
     a, b, seed7 = (state_dict(path) for path in runs.values())
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert read_scalars(runs["a"])["val/loss"] == read_scalars(runs["b"])["val/loss"]
@@ -88,13 +87,13 @@ def test_same_config_twice_is_identical_and_seeds_differ(tmp_path: Path) -> None
 
 
 def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
-    train(compose_config(tmp_path / "run", [*SMALL, "trainer.max_epochs=1"]))
+    train_here(compose_config(tmp_path / "run", [*SMALL, "trainer.max_epochs=1"]))
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     checkpoint["callback"] = print  # any pickled callable would run code on load
     evil = tmp_path / "evil.ckpt"
     torch.save(checkpoint, evil)
     with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt' is not valid: refused: it holds pickled Python objects") as caught:
-        train(compose_config(tmp_path / "resume", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}"]))
+        train_here(compose_config(tmp_path / "resume", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}"]))
     assert "(print)" in str(caught.value)
     assert not (tmp_path / "resume" / "checkpoints").exists()
 
@@ -112,7 +111,7 @@ def run_with_tests_on_path(args: list[str], cwd: Path) -> subprocess.CompletedPr
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same run without a signal (in this process: it gives bitwise what train.py gives)."""
     run_dir = tmp_path_factory.mktemp("straight") / "run"
-    train(compose_config(run_dir, [o for o in SIGNAL_RUN if not o.startswith("callbacks.progress_bar")]))
+    train_here(compose_config(run_dir, [o for o in SIGNAL_RUN if not o.startswith("callbacks.progress_bar")]))
     return run_dir
 
 

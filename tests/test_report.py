@@ -45,11 +45,11 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(tmp_path: Path) 
     for row in rows:
         scalars = {tag: [value for _, value in points] for tag, points in read_scalars(sweep_dir / row["job"]).items()}
         assert row["status"] == "ok" and row["error"] == ""
-        assert float(row["final_train_loss"]) == scalars["train/loss_epoch"][-1]
-        assert float(row["best_val_loss"]) == min(scalars["val/loss"])
-        assert float(row["final_val_acc"]) == scalars["val/acc"][-1]
-        assert float(row["test_acc"]) == scalars["test/acc"][-1]
-        assert float(row["test_loss"]) == scalars["test/loss"][-1]
+        assert float(row["final_train_loss"]) == pytest.approx(scalars["train/loss_epoch"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["best_val_loss"]) == pytest.approx(min(scalars["val/loss"]), rel=1e-6)  # the event files, in float32
+        assert float(row["final_val_acc"]) == pytest.approx(scalars["val/acc"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["test_acc"]) == pytest.approx(scalars["test/acc"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["test_loss"]) == pytest.approx(scalars["test/loss"][-1], rel=1e-6)  # the event files, in float32
         assert int(row["epochs"]) == 2
         assert float(row["fit_seconds"]) > 0 and float(row["steps_per_second"]) > 0
         final_val_loss[row["job"].split("_")[0]] = scalars["val/loss"][-1]
@@ -61,6 +61,16 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(tmp_path: Path) 
     assert "optimizer=adam" in markdown and "optimizer=rmsprop" in markdown
     assert png_size(sweep_dir / "comparison.png") == (1200, 480)
 
+    # The console ends with the table, best first, then where the plot, table and TensorBoard are.
+    sweep = f"logs/multiruns/{sweep_dir.name}"
+    closing = result.stdout.rstrip().splitlines()[-9:]
+    assert closing[0] == f"sweep {sweep}: 3 jobs, 3 ok, 0 failed. Best first by val/loss (lower is better)."
+    assert closing[1].split() == ["job", "overrides", "status", "final_train_loss", "best_val_loss", "final_val_acc",
+                                  "test_acc", "fit_seconds"]
+    assert [line.split()[0] for line in closing[2:5]] == ranked
+    assert closing[-3:] == [f"plot      {sweep}/comparison.png", f"table     {sweep}/summary.md (all columns: summary.csv)",
+                            f"look      tensorboard --logdir {sweep}"]
+
 
 def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     result = run_train(["-m", "optimizer.lr=0.001,-1,0.01", *QUICK], cwd=tmp_path)
@@ -71,6 +81,10 @@ def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     assert rows["1"]["error"].count("\n") == 0
     assert float(rows["2"]["test_acc"]) > 0.5 and int(rows["2"]["epochs"]) == 2
     assert "| failed |" in (only_sweep(tmp_path) / "summary.md").read_text()
+    # The console's table lists the failed job with its reason, below the jobs that finished.
+    table = result.stdout[result.stdout.index("sweep logs/multiruns/"):]
+    failed_row = next(line for line in table.splitlines() if line.startswith("1 "))
+    assert "failed" in failed_row and failed_row.endswith("optimizer.lr=-1 is not valid: expected a finite number >= 0")
 
 
 def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True) -> None:

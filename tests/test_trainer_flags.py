@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, read_scalars
+from conftest import compose_config, read_scalars, train_here
 from notebook_reference import NeuralNetwork, notebook_data
 
 from optlab.errors import ConfigError
 from optlab.results import read_history, read_result
-from optlab.train import train
 
 SMALL = ["data.n_samples=400", "print_config=false"]
 BATCHES = 20
@@ -24,7 +23,7 @@ BATCHES = 20
 def run(tmp_path: Path, *overrides: str) -> dict[str, list[tuple[int, float]]]:
     """Train with ``overrides``, every step logged unless they say otherwise; the event files' scalars."""
     every_step = [] if any(o.startswith("trainer.log_every_n_steps=") for o in overrides) else ["trainer.log_every_n_steps=1"]
-    train(compose_config(tmp_path, [*SMALL, *every_step, *overrides]))
+    train_here(compose_config(tmp_path, [*SMALL, *every_step, *overrides]))
     return read_scalars(tmp_path)
 
 
@@ -105,7 +104,7 @@ def test_overfit_batches_trains_on_the_same_batches(tmp_path: Path) -> None:
 
 
 def test_fast_dev_run_runs_one_batch_and_logs_nothing(tmp_path: Path) -> None:
-    train(compose_config(tmp_path, [*SMALL, "+trainer.fast_dev_run=true"]))
+    train_here(compose_config(tmp_path, [*SMALL, "+trainer.fast_dev_run=true"]))
     assert optimizer_steps(tmp_path) == 1
     assert not list(tmp_path.glob("events.out.tfevents.*")) and not (tmp_path / "checkpoints").exists()
 
@@ -113,7 +112,7 @@ def test_fast_dev_run_runs_one_batch_and_logs_nothing(tmp_path: Path) -> None:
 def test_gradient_clipping_matches_plain_pytorch(tmp_path: Path) -> None:
     """One SGD step with the gradient norm clipped to 1e-3, against the same step in plain PyTorch."""
     clip, lr = 1e-3, 0.5
-    train(compose_config(tmp_path, ["print_config=false", "optimizer=sgd", f"optimizer.lr={lr}", "optimizer.momentum=0",
+    train_here(compose_config(tmp_path, ["print_config=false", "optimizer=sgd", f"optimizer.lr={lr}", "optimizer.momentum=0",
                                     f"trainer.gradient_clip_val={clip}", "trainer.max_steps=1"]))
     ours = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
@@ -145,11 +144,11 @@ def test_precision_runs_on_cpu(tmp_path: Path, precision: str, dtype: torch.dtyp
 
 def test_float16_weights_are_refused_with_adam(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"trainer.precision='16-true' is not valid: .*bf16-mixed"):
-        train(compose_config(tmp_path, [*SMALL, "trainer.precision=16-true"]))
+        train_here(compose_config(tmp_path, [*SMALL, "trainer.precision=16-true"]))
 
 
 def test_no_logger_still_records_the_run(tmp_path: Path) -> None:
-    train(compose_config(tmp_path, [*SMALL, "~logger", "trainer.max_epochs=2"]))
+    train_here(compose_config(tmp_path, [*SMALL, "~logger", "trainer.max_epochs=2"]))
     assert not list(tmp_path.glob("events.out.tfevents.*"))
     result = read_result(tmp_path)
     assert result is not None and result.status == "ok" and 0.9 < result.metrics["test/acc"] <= 1

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, run_train
+from conftest import compose_config, run_train, train_here
 
 from optlab.errors import ConfigError, UserError
-from optlab.train import train
 
 CASES = [
     (["optimizer.lr=-1"], "optimizer.lr=-1", "finite number >= 0"),
@@ -38,7 +37,7 @@ CASES = [
 @pytest.mark.parametrize("overrides, named, accepted", CASES, ids=[" ".join(case[0]) for case in CASES])
 def test_bad_value_is_refused_before_training(tmp_path: Path, overrides: list[str], named: str, accepted: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        train(compose_config(tmp_path, overrides))
+        train_here(compose_config(tmp_path, overrides))
     message = str(caught.value)
     assert message.startswith(f"{named} is not valid: ") and accepted in message
     assert "\n" not in message
@@ -53,12 +52,12 @@ def test_accelerator_missing_on_this_machine_is_refused(tmp_path: Path, accelera
     if present:
         pytest.skip(f"{accelerator} is present here")
     with pytest.raises(ConfigError, match=f"trainer.accelerator='{accelerator}' is not valid: .*available on this machine"):
-        train(compose_config(tmp_path, [f"trainer.accelerator={accelerator}"]))
+        train_here(compose_config(tmp_path, [f"trainer.accelerator={accelerator}"]))
 
 
 def test_torch_range_checks_are_reported_as_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"optimizer \(torch.optim.Adam\): Invalid beta parameter at index 0: 2.0"):
-        train(compose_config(tmp_path, ["+optimizer.betas=[2.0,0.9]"]))
+        train_here(compose_config(tmp_path, ["+optimizer.betas=[2.0,0.9]"]))
 
 
 def test_cli_prints_one_line_and_exits_non_zero(tmp_path: Path) -> None:

@@ -1,23 +1,29 @@
-"""Running a task from the command line: user errors as one line, not a traceback.
+"""Running a task from the command line: the one path every run and sweep job ends through.
 
-A :class:`~optlab.errors.UserError` (bad config value, diverged training, unsafe
-checkpoint) ends a single run with its message and exit status 1. Inside a sweep the job
-is recorded as failed and the sweep goes on; the sweep report lists it and the sweep
-exits non-zero at the end. ``HYDRA_FULL_ERROR=1`` shows the full traceback instead.
+:func:`run_task` checks the config, runs the task, records the outcome in ``result.json``
+and decides the exit status, for a single run and for a sweep job, whichever launcher runs
+it. A :class:`~optlab.errors.UserError` (a bad config value, a checkpoint that does not
+fit, a diverged run) ends a single run with its one-line message and exit status 1; in a
+sweep the job is recorded as failed and the sweep goes on, lists it in its report and exits
+non-zero at the end. ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. Any other
+exception is a bug: it is recorded too, and raised with its traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from optlab.errors import UserError
+from optlab.errors import OutputDirInUse, UserError
+from optlab.results import RunResult, last_line, write_result
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +33,19 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def run_task(task: Callable[[DictConfig], float], cfg: DictConfig) -> float:
+def launched_rank() -> int:
+    """This process's rank as the launcher that started it says (0 for a plain run), known before Lightning starts."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(variable, "0")
+        if value.isdigit() and int(value) != 0:
+            return int(value)
+    return 0
+
+
+def run_task(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None], metric: str) -> float:
+    """Run ``task`` through :func:`execute`; a user error becomes one log line and the exit status."""
     try:
-        return task(cfg)
+        return execute(task, cfg, checks).metrics[metric]
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -37,3 +53,29 @@ def run_task(task: Callable[[DictConfig], float], cfg: DictConfig) -> float:
         if in_sweep():
             return float("nan")  # the job's result.json says failed; the sweep ends non-zero
         sys.exit(1)
+
+
+def execute(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None]) -> RunResult:
+    """Check ``cfg``, run ``task`` ("module:function", returning a RunResult) and record its outcome.
+
+    The task's module is imported only once ``checks`` passed, so a bad value is reported
+    before the seconds that importing Lightning takes. Failures are recorded, then raised.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        checks(cfg)
+        module, function = task.split(":")
+        result: RunResult = getattr(importlib.import_module(module), function)(cfg)
+    except OutputDirInUse:  # that directory is another run's: nothing is written there
+        raise
+    except BaseException as error:  # a user error, a bug, or Ctrl+C outside training
+        record(output_dir, RunResult(status="failed", error=last_line(error)))
+        raise
+    record(output_dir, result)
+    return result
+
+
+def record(output_dir: Path, result: RunResult) -> None:
+    """``result.json``, written by rank 0 only: DDP's other ranks share its directory."""
+    if launched_rank() == 0:
+        write_result(output_dir, result)

@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from optlab.cli import in_sweep
+from optlab.cli import in_sweep, launched_rank
 from optlab.results import RESULT_FILE, earlier_run_file, in_use_message, read_result
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,6 @@ def unwritable_reason(directory: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
     return None
-
-
-def launched_rank() -> int:
-    """This process's rank as the launcher that started it says (0 for a plain run), read before Lightning is imported."""
-    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        if os.environ.get(variable, "0").isdigit() and int(os.environ.get(variable, "0")) != 0:
-            return int(os.environ[variable])
-    return 0
 
 
 class CheckLogDir(Callback):

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from optlab.report import Group
+from optlab.sweeps import Group
 
 FIGURE_SIZE = (12.0, 4.8)  # inches; at DPI 100 the PNG is 1200 x 480 pixels
 DPI = 100

@@ -2,37 +2,51 @@
 
 Three jobs that each keep torch's default of one thread per core, on a two-core machine,
 ran 5x slower than the same jobs one after another; with one thread each they ran faster.
+A job also gets only the cores it may run on: the process's CPU affinity, which SLURM
+(task/affinity) and ``taskset`` set, not every core of the machine.
 """
 
 from __future__ import annotations
 
 import os
 
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra_plugins.optlab_launcher.parallel_launcher import CONCURRENT_JOBS_ENV
+# Set by hydra/launcher=parallel in each job: how many jobs run at once.
+CONCURRENT_JOBS_ENV = "OPTLAB_CONCURRENT_JOBS"
+
+
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the system has one, SLURM's allotment, else all."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if allotted.isdigit():
+        cores = min(cores, int(allotted))
+    return max(1, cores)
 
 
 def parallel_jobs() -> int:
-    """How many jobs the Hydra launcher runs at once (1 for a single run or the basic launcher)."""
-    told = os.environ.get(CONCURRENT_JOBS_ENV, "")  # set by hydra/launcher=parallel in each job
+    """How many jobs the Hydra launcher runs at once on these cores (1 for a single run or the basic launcher)."""
+    told = os.environ.get(CONCURRENT_JOBS_ENV, "")
     if told.isdigit():
         return max(1, int(told))
+    from hydra.core.hydra_config import HydraConfig
+
     if not HydraConfig.initialized():
         return 1
     n_jobs = HydraConfig.get().launcher.get("n_jobs")
     if not n_jobs:
         return 1
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     return cores if n_jobs < 0 else min(n_jobs, cores)  # joblib: -1 means one job per core
 
 
 def set_threads(num_threads: int | None) -> int:
-    """Use ``num_threads`` if given, else the cores divided among the parallel jobs."""
+    """Use ``num_threads`` if given, else this process's cores divided among the parallel jobs."""
+    import torch  # here, not at the top: the launcher process reads the cores without importing torch
+
     if num_threads is None:
-        jobs = parallel_jobs()
-        if jobs == 1:
-            return torch.get_num_threads()
-        num_threads = max(1, (os.cpu_count() or 1) // jobs)
+        num_threads = max(1, available_cores() // parallel_jobs())
     torch.set_num_threads(num_threads)
     return num_threads

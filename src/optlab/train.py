@@ -21,24 +21,14 @@ from optlab.config_tree import print_config_tree, save_config_tree
 from optlab.console import closing_block, quiet_lightning, run_header
 from optlab.errors import ConfigError, Interrupted, NumericalError, OutputDirInUse
 from optlab.loggers import MetricHistory
-from optlab.results import RunResult, earlier_run_file, in_use_message, last_line, write_result
+from optlab.results import RunResult, earlier_run_file, in_use_message
 from optlab.tb_hparams import run_hparams, write_hparams_session
 from optlab.threads import set_threads
-from optlab.validation import METRIC_TAGS, build, validate
+from optlab.building import build, build_group, build_trainer
+from optlab.checkpoints import check_input_fits, load_checkpoint
+from optlab.validation import METRIC_TAGS
 
 log = logging.getLogger(__name__)
-
-
-def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
-    """Build every entry of a dict-of-configs group (``callbacks``, ``logger``); ``null`` entries are off."""
-    objects = []
-    for name, node in (group or {}).items():
-        if node is None:
-            continue
-        if "_target_" not in node:
-            raise ConfigError(f"{key}.{name}", OmegaConf.to_container(node), "expected a _target_ naming the class to build")
-        objects.append(build(node, f"{key}.{name}"))
-    return objects
 
 
 def hydra_choices() -> dict[str, str]:
@@ -71,27 +61,14 @@ def diverged(trainer: L.Trainer) -> NumericalError:
     )
 
 
-def train(cfg: DictConfig) -> float:
-    """Fit the model on the training rows, test it on the held-out rows, return ``cfg.optimized_metric``.
+def train(cfg: DictConfig) -> RunResult:
+    """Fit the model on the training rows, test it on the held-out rows; the run's outcome.
 
-    The outcome, failed or not, is written to ``result.json`` in the run directory for the
-    sweep report.
+    The config was checked before this module was imported (``optlab.validation.validate``,
+    through ``optlab.cli.run_task``, which also records the outcome in ``result.json``).
     """
     output_dir = Path(cfg.paths.output_dir)
     ensure_fresh_output_dir(output_dir)
-    try:
-        result = fit_and_test(cfg, output_dir)
-    except Exception as error:
-        if rank_zero_only.rank == 0:
-            write_result(output_dir, RunResult(status="failed", error=last_line(error)))
-        raise
-    if rank_zero_only.rank == 0:
-        write_result(output_dir, result)
-    return result.metrics[cfg.optimized_metric]
-
-
-def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
-    validate(cfg)
     quiet_lightning()
     if rank_zero_only.rank == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +79,8 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule: L.LightningDataModule = build(cfg.data, "data")
+    if cfg.get("ckpt_path"):
+        check_input_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, datamodule.n_features)
     # The notebook calls torch.manual_seed(2020) right before it creates the layers.
     torch.manual_seed(cfg.seed)
     model: L.LightningModule = build(
@@ -113,10 +92,10 @@ def fit_and_test(cfg: DictConfig, output_dir: Path) -> RunResult:
         _convert_="all",
     )
 
-    callbacks: list[Callback] = instantiate_group(cfg.get("callbacks"), "callbacks")
+    callbacks: list[Callback] = build_group(cfg.get("callbacks"), "callbacks")
     # MetricHistory records every metric for result.json and the sweep report, whatever the configured loggers.
-    loggers: list[Logger] = [*instantiate_group(cfg.get("logger"), "logger"), MetricHistory(output_dir)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    loggers: list[Logger] = [*build_group(cfg.get("logger"), "logger"), MetricHistory(output_dir)]
+    trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
     # Lightning logs the model's and data module's hyper-parameters itself; these add the
     # optimizer's, which the model only holds as a factory.
     hparams = run_hparams(cfg, optimizer_name(cfg))

@@ -7,67 +7,37 @@ bad value and what is accepted. Data-set arguments are checked by the data modul
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
-import pickle
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from optlab.cli import in_sweep
-from optlab.errors import ConfigError, UserError, is_number
+from optlab.arguments import is_number
+from optlab.building import build, unknown_argument
+from optlab.checkpoints import check_model_fits, check_optimizer_fits, check_scheduler_fits, load_checkpoint
+from optlab.errors import ConfigError, UserError
+from optlab.nets import INITIALISERS
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# Lightning's precision names (the short aliases 32, 16, bf16, 64 too).
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16", "64")
 # What every training run logs, and so what optimized_metric may name.
 METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "val/loss_best", "val/acc_best", "test/loss", "test/acc")
 
 
-def accepted_arguments(target: type) -> list[str]:
-    parameters = inspect.signature(target).parameters.values()
-    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
-
-
-def unknown_argument(error: TypeError, node: DictConfig, key: str, given: Any = ()) -> ConfigError | None:
-    """``TypeError: ... unexpected keyword argument 'lrr'`` as a ConfigError listing what the class takes."""
-    if "unexpected keyword argument" not in str(error):
-        return None
-    name = str(error).rsplit("'", 2)[-2]
-    target = node._target_
-    accepted = ", ".join(a for a in accepted_arguments(get_class(target)) if a not in given)
-    return ConfigError(f"{key}.{name}", node.get(name), f"{target} accepts: {accepted}")
-
-
-def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """``instantiate`` with the user's mistakes turned into one-line errors naming ``key``."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        cause = error.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause.under(key) from None
-        if isinstance(cause, UserError):
-            raise cause from None
-        if isinstance(cause, TypeError) and (unknown := unknown_argument(cause, node, key, given=kwargs)):
-            raise unknown from None
-        if cause is None:  # the target itself could not be found or imported
-            raise ConfigError(f"{key}._target_", node.get("_target_"), "expected an importable class") from None
-        raise
-
-
-def check_optimizer(optimizer: DictConfig) -> None:
+def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
     """Learning rate, then a trial build on one parameter: unknown arguments and torch's own range checks."""
     lr = optimizer.get("lr")
     if lr is not None and not (is_number(lr) and math.isfinite(lr) and lr >= 0):
         raise ConfigError("optimizer.lr", lr, "expected a finite number >= 0")
     factory = build(optimizer, "optimizer")
     try:
-        factory([torch.nn.Parameter(torch.zeros(1))])
+        return factory([torch.nn.Parameter(torch.zeros(1))])
     except TypeError as error:
         if not (unknown := unknown_argument(error, optimizer, "optimizer", given=("params",))):
             raise
@@ -89,8 +59,6 @@ def check_precision(precision: Any, optimizer: DictConfig) -> None:
 
 def check_model(model: DictConfig) -> None:
     """Hidden sizes and the initialisation scheme with its arguments, tried on a small tensor."""
-    from optlab.model import INITIALISERS
-
     hidden_sizes = model.get("hidden_sizes", [])
     if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in hidden_sizes):
         raise ConfigError("model.hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]")
@@ -114,7 +82,23 @@ def check_trainer(trainer: DictConfig) -> None:
     ):
         raise ConfigError("trainer.max_epochs", max_epochs, "expected an integer >= 0 (or -1 with trainer.max_steps > 0)")
     check_accelerator(trainer.get("accelerator", "auto"))
+    check_devices(trainer.get("devices", "auto"), trainer.get("accelerator", "auto"))
+    if str(trainer.get("precision", "32-true")) not in PRECISIONS:
+        raise ConfigError("trainer.precision", trainer.get("precision"), f"expected one of {', '.join(PRECISIONS)}")
     check_strategy_in_sweep(trainer)
+
+
+def check_devices(devices: Any, accelerator: Any) -> None:
+    """A positive count, -1 or "auto" for all, or a list of device indices; GPUs that exist."""
+    if devices == "auto" or devices == -1:
+        return
+    indices = list(devices) if isinstance(devices, list | ListConfig) else None
+    count = len(indices) if indices is not None else devices
+    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1) or \
+            (indices is not None and not all(isinstance(i, int) and i >= 0 for i in indices)):
+        raise ConfigError("trainer.devices", devices, 'expected a number of devices >= 1, -1 or "auto" for all, or a list like [0,1]')
+    if accelerator in ("gpu", "cuda") and torch.cuda.is_available() and count > torch.cuda.device_count():
+        raise ConfigError("trainer.devices", devices, f"this machine has {torch.cuda.device_count()} CUDA GPU(s)")
 
 
 def check_strategy_in_sweep(trainer: DictConfig) -> None:
@@ -144,33 +128,39 @@ def check_accelerator(accelerator: Any) -> None:
         raise ConfigError("trainer.accelerator", accelerator, missing)
 
 
-def check_ckpt_path(ckpt_path: Any) -> None:
-    """The checkpoint exists and holds only plain data: loading it must not run pickled code."""
-    if ckpt_path is None:
+def check_checkpoint(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:
+    """A resume checkpoint is readable and fits the configured model, optimizer and scheduler."""
+    path = cfg.get("ckpt_path")
+    if path is None:
         return
-    if not Path(str(ckpt_path)).is_file():
-        raise ConfigError("ckpt_path", ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
-    try:
-        torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        culprit = f" ({found.group(1)})" if found else ""
-        raise ConfigError(
-            "ckpt_path", ckpt_path,
-            f"refused: it holds pickled Python objects{culprit}, not just tensors and plain data; "
-            "loading it could run arbitrary code",
-        ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ConfigError("ckpt_path", ckpt_path, f"not a readable torch checkpoint ({error})") from None
+    checkpoint = load_checkpoint(path)
+    check_model_fits(checkpoint, path, cfg.model.get("hidden_sizes", []))
+    choice = HydraConfig.get().runtime.choices.get("optimizer") if HydraConfig.initialized() else None
+    check_optimizer_fits(checkpoint, path, optimizer, f"optimizer={choice} ({cfg.optimizer._target_})" if choice else cfg.optimizer._target_)
+    check_scheduler_fits(checkpoint, path, cfg.get("scheduler"))
+
+
+def check_seed(seed: Any) -> None:
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32):
+        raise ConfigError("seed", seed, "expected an integer from 0 to 4294967295")
+
+
+def validate_evaluation(cfg: DictConfig) -> None:
+    """What eval.py needs before it imports Lightning: a readable checkpoint, an accelerator that exists."""
+    if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
+        raise ConfigError("ckpt_path", None, "required: python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt")
+    load_checkpoint(cfg.ckpt_path)
+    check_accelerator(cfg.trainer.get("accelerator", "auto"))
 
 
 def validate(cfg: DictConfig) -> None:
-    """Everything that can be checked before the data is made or a Trainer exists."""
-    check_optimizer(cfg.optimizer)
+    """Everything that can be checked before the data is made or a Trainer exists (and before Lightning is imported)."""
+    check_seed(cfg.get("seed"))
+    optimizer = check_optimizer(cfg.optimizer)
     check_model(cfg.model)
     check_trainer(cfg.trainer)
     check_precision(cfg.trainer.get("precision"), cfg.optimizer)
-    check_ckpt_path(cfg.get("ckpt_path"))
+    check_checkpoint(cfg, optimizer)
     if cfg.get("optimized_metric") not in METRIC_TAGS:
         raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"expected one of {', '.join(METRIC_TAGS)}")
     if cfg.get("optimized_direction", "minimize") not in ("minimize", "maximize"):

@@ -47,12 +47,13 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from optlab.threads import CONCURRENT_JOBS_ENV, available_cores
+
 from ._processes import ForwardSignals, pass_sigterm_to_children, stop_when_parent_dies
 from ._results import portable
 
 log = logging.getLogger(__name__)
 
-CONCURRENT_JOBS_ENV = "OPTLAB_CONCURRENT_JOBS"
 INTERRUPTED = 130  # exit status of a process stopped by Ctrl+C (128 + SIGINT)
 JOBS_PER_CORE = 2  # the most jobs at once per core with n_jobs=-1
 
@@ -122,7 +123,7 @@ class ParallelLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        at_once = concurrent_jobs(self.n_jobs, len(job_overrides), os.cpu_count() or 1)
+        at_once = concurrent_jobs(self.n_jobs, len(job_overrides), available_cores())
         log.info("Launching %d jobs, %d at a time, as forks of one preloaded process; sweep output dir: %s",
                  len(job_overrides), at_once, sweep_dir)
         for idx, overrides in enumerate(job_overrides):

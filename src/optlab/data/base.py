@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from optlab.batches import TensorBatches
-from optlab.errors import ConfigError, is_number, require_int
+from optlab.arguments import InvalidArgument, is_number, require_int
 
 Split = tuple[Tensor, Tensor]  # features (n, n_features) float32, labels (n, 1) float32 in {0, 1}
 
@@ -25,7 +25,7 @@ class InMemoryDataModule(L.LightningDataModule):
         require_int("batch_size", batch_size, minimum=1)
         require_int("eval_batch_size", eval_batch_size, minimum=1)
         if not isinstance(shuffle, bool):
-            raise ConfigError("shuffle", shuffle, "expected true or false")
+            raise InvalidArgument("shuffle", shuffle, "expected true or false")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.shuffle, self.shuffle_seed = shuffle, shuffle_seed
         self._splits: dict[str, Split] = {}
@@ -82,10 +82,10 @@ class InMemoryDataModule(L.LightningDataModule):
 
 def check_train_fraction(train_fraction: float, n_samples: int) -> None:
     if not (is_number(train_fraction) and 0 < train_fraction < 1):
-        raise ConfigError("train_fraction", train_fraction, "expected a number strictly between 0 and 1")
+        raise InvalidArgument("train_fraction", train_fraction, "expected a number strictly between 0 and 1")
     n_train = int(n_samples * train_fraction)
     if n_train < 1 or n_train >= n_samples:
-        raise ConfigError(
+        raise InvalidArgument(
             "n_samples", n_samples,
             f"too few rows to split with train_fraction={train_fraction}: need at least one training and one held-out row",
         )

@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import make_blobs
 
 from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
-from optlab.errors import ConfigError, is_number, require_int
+from optlab.arguments import InvalidArgument, is_number, require_int
 
 
 class BlobDataModule(InMemoryDataModule):
@@ -40,9 +40,9 @@ class BlobDataModule(InMemoryDataModule):
         require_int("n_features", hp.n_features, minimum=1)
         require_int("n_samples", hp.n_samples, minimum=2)
         if hp.centers != 2 or isinstance(hp.centers, bool):
-            raise ConfigError("centers", hp.centers, "expected 2: the model is a binary classifier")
+            raise InvalidArgument("centers", hp.centers, "expected 2: the model is a binary classifier")
         if not (is_number(hp.cluster_std) and math.isfinite(hp.cluster_std) and hp.cluster_std >= 0):
-            raise ConfigError("cluster_std", hp.cluster_std, "expected a finite number >= 0")
+            raise InvalidArgument("cluster_std", hp.cluster_std, "expected a finite number >= 0")
         check_train_fraction(hp.train_fraction, hp.n_samples)
 
     def make_splits(self) -> dict[str, Split]:

@@ -15,7 +15,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
-from optlab.errors import ConfigError
+from optlab.arguments import InvalidArgument
 
 
 def stratified_standardised_splits(x: np.ndarray, y: np.ndarray, train_fraction: float, random_state: int) -> dict[str, Split]:
@@ -49,34 +49,34 @@ class BreastCancerDataModule(InMemoryDataModule):
 
 
 def read_numeric_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features, 0/1 labels and feature names; every problem is a ConfigError naming its key."""
+    """Features, 0/1 labels and feature names; every problem an InvalidArgument naming the argument."""
     if not path.is_file():
-        raise ConfigError("path", str(path), "expected an existing CSV file")
-    with path.open(newline="") as stream:
+        raise InvalidArgument("path", str(path), "expected an existing CSV file")
+    with path.open(newline="", encoding="utf-8-sig") as stream:  # utf-8-sig: a spreadsheet's byte-order mark is not a column name
         rows = list(csv.reader(stream))
     if len(rows) < 2:
-        raise ConfigError("path", str(path), "expected a header row and at least one data row")
+        raise InvalidArgument("path", str(path), "expected a header row and at least one data row")
     header, body = rows[0], rows[1:]
     if target not in header:
-        raise ConfigError("target", target, f"expected one of the CSV's columns: {', '.join(header)}")
+        raise InvalidArgument("target", target, f"expected one of the CSV's columns: {', '.join(header)}")
     values = np.empty((len(body), len(header)))
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
-            raise ConfigError("path", str(path), f"line {line} has {len(row)} fields, the header has {len(header)}")
+            raise InvalidArgument("path", str(path), f"line {line} has {len(row)} fields, the header has {len(header)}")
         for column, cell in enumerate(row):
             try:
                 values[line - 2, column] = float(cell)
             except ValueError:
-                raise ConfigError(
+                raise InvalidArgument(
                     "path", str(path), f"column {header[column]!r} is not numeric (line {line}: {cell!r})"
                 ) from None
             if not math.isfinite(values[line - 2, column]):
-                raise ConfigError("path", str(path), f"column {header[column]!r} has a missing or infinite value on line {line}")
+                raise InvalidArgument("path", str(path), f"column {header[column]!r} has a missing or infinite value on line {line}")
     target_column = header.index(target)
     classes = np.unique(values[:, target_column])
     if len(classes) != 2:
         shown = ", ".join(f"{c:g}" for c in classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise ConfigError("target", target, f"expected a binary column (two distinct values), found {len(classes)}: {shown}")
+        raise InvalidArgument("target", target, f"expected a binary column (two distinct values), found {len(classes)}: {shown}")
     labels = (values[:, target_column] == classes[1]).astype(np.float64)  # the larger value is class 1
     features = np.delete(values, target_column, axis=1)
     return features, labels, [name for name in header if name != target]
@@ -91,11 +91,11 @@ class CsvDataModule(InMemoryDataModule):
         self.save_hyperparameters()
         if path is None or target is None:
             missing = "path" if path is None else "target"
-            raise ConfigError(missing, None, "required: data=csv data.path=<file.csv> data.target=<column>")
+            raise InvalidArgument(missing, None, "required: data=csv data.path=<file.csv> data.target=<column>")
         self.features, self.labels, self.feature_names = read_numeric_csv(Path(path), target)
         counts = np.bincount(self.labels.astype(int))
         if counts.min() < 2:
-            raise ConfigError("target", target, "each class needs at least two rows for a stratified split")
+            raise InvalidArgument("target", target, "each class needs at least two rows for a stratified split")
 
     def make_splits(self) -> dict[str, Split]:
         return stratified_standardised_splits(self.features, self.labels, self.hparams.train_fraction, self.hparams.random_state)
