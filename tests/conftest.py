@@ -12,6 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from optlab.cli import execute
 from optlab.results import RunResult
@@ -72,6 +73,22 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """A sweep's job directories, in job order (the number prefix sorts them)."""
     return sorted((d for d in sweep_dir.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+
+
+def job_overrides(job_dir: Path) -> tuple[int, dict[str, str]]:
+    """``2_optimizer-sgd+seed-1`` -> (2, {"optimizer": "sgd", "seed": "1"})."""
+    number, _, overrides = job_dir.name.partition("_")
+    return int(number), dict(item.split("-", 1) for item in overrides.split("+"))
+
+
+def hparams_session(run_dir: Path) -> dict[str, object]:
+    """The hyper-parameters TensorBoard's HParams tab shows for this run."""
+    accumulator = EventAccumulator(str(run_dir))
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+    start = hparams_metadata.parse_session_start_info_plugin_data(content[hparams_metadata.SESSION_START_INFO_TAG])
+    assert hparams_metadata.EXPERIMENT_TAG not in content  # TensorBoard builds the table from all runs
+    return {key: getattr(value, value.WhichOneof("kind")) for key, value in start.hparams.items()}
 
 
 @pytest.fixture

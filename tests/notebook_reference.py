@@ -67,8 +67,8 @@ def train_network(model, optimizer, loss_function, num_epochs, batch_size, X_tra
     return loss_across_epochs
 
 
-def notebook_losses(optimizer: str, num_epochs: int = 10) -> list[float]:
-    X_train, _, Y_train, _ = notebook_data()
+def notebook_losses(optimizer: str, num_epochs: int = 10, samples: int = 5000) -> list[float]:
+    X_train, _, Y_train, _ = notebook_data(samples)
     model = NeuralNetwork()
     return train_network(
         model, NOTEBOOK_OPTIMIZERS[optimizer](model.parameters()), nn.BCELoss(), num_epochs, 16, X_train, Y_train

@@ -60,6 +60,8 @@ def quiet_lightning() -> None:
     logging.captureWarnings(True)  # warnings reach the console filter and train.log
     # Raised inside Lightning's own pytree helper with torch >= 2.13; nothing in a user's code causes it.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    # On any machine with SLURM's client installed; this template runs on SLURM through hydra/launcher=slurm.
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 
 
 def describe_arguments(arguments: Mapping[str, Any]) -> str:
