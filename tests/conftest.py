@@ -21,6 +21,18 @@ from optlab.validation import validate
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 
+# Under pytest-xdist each worker gets its share of the cores, and so does every train.py it
+# starts (OMP_NUM_THREADS, which the runs honour): two workers with two torch threads each
+# on two cores would spin-wait on each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from optlab.threads import available_cores
+
+    _share = max(1, available_cores() // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(_share)
+    import torch
+
+    torch.set_num_threads(_share)
+
 
 def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``train.py`` would get, with outputs pointed at ``output_dir``."""

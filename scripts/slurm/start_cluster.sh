@@ -12,6 +12,7 @@
 #   SLURM_PROCTRACK=proctrack/pgid   proctrack plugin (proctrack/linuxproc also works here)
 #   SLURM_CRED_EXPIRE=15             step credential lifetime = how long a requeued job waits
 set -euo pipefail
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
 
 ACCOUNTING=${SLURM_ACCOUNTING:-slurmdbd}
 LOG_DIR=${SLURM_LOG_DIR:-/var/log/slurm}
@@ -28,15 +29,17 @@ NODE=$(hostname -s)
 T0=$(date +%s.%N)
 
 say() { echo "start_cluster: $*"; }
-# die MESSAGE [LOG...]: one clear line, then the tail of each named log that exists.
+# die MESSAGE [LOG...]: one clear line, then the tail of the first named log that is not empty
+# (a daemon's .out has its stderr: with -D that is its log plus what came before the log opened).
 die() {
   local msg=$1; shift
   echo "start_cluster: ERROR: $msg" >&2
   local f
   for f in "$@"; do
     if [[ -s $f ]]; then
-      echo "---- last lines of $f ----" >&2
-      tail -n 25 "$f" >&2
+      echo "---- last lines of $f (all logs: $LOG_DIR) ----" >&2
+      tail -n 20 "$f" >&2
+      break
     fi
   done
   exit 1
@@ -51,11 +54,19 @@ wait_for() {
     sleep 0.5
   done
 }
+# live PID: PID is a process that has not exited (a killed daemon can linger as a zombie here
+# until init reaps it, and a zombie keeps its /proc entry and name).
+live() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != [ZX] ]]
+}
 # alive PIDFILE NAME: the pid in PIDFILE is a live process called NAME.
 alive() {
   local pid
   [[ -r $1 ]] && pid=$(tr -dc 0-9 <"$1") && [[ -n $pid ]] &&
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]]
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] && live "$pid"
 }
 # launch NAME LOGBASE CMD...: start CMD detached from this shell (own session, no inherited
 # stdin/stdout/stderr, so CI's pipes close when this script ends) and remember that we did.
@@ -70,8 +81,8 @@ stop_pidfile() {  # stop_pidfile PIDFILE NAME: TERM, wait up to 15 s, then KILL
   local pid; pid=$(tr -dc 0-9 <"$1")
   kill "$pid" 2>/dev/null || true
   local end=$(( $(date +%s) + 15 ))
-  while [[ -e /proc/$pid ]] && (( $(date +%s) < end )); do sleep 0.2; done
-  [[ -e /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+  while live "$pid" && (( $(date +%s) < end )); do sleep 0.2; done
+  live "$pid" && kill -9 "$pid" 2>/dev/null || true
 }
 node_state() { timeout 10 sinfo -h -n "$NODE" -o %T 2>/dev/null | head -n1; }
 summary() {
@@ -83,12 +94,82 @@ summary() {
       "logs=$LOG_DIR ($(elapsed)s)"
 }
 
+# render_slurm_conf: the slurm.conf for this machine, on stdout.
+render_slurm_conf() {
+  local cpus mem_total real_mem topo hw s c t acct
+  cpus=$(nproc)
+  mem_total=$(free -m | awk '/^Mem:/ { print $2 }')
+  # A bit under the machine's memory (5%, at least 256 MB): slurmd drains a node whose
+  # RealMemory is above what it measures.
+  real_mem=$(( mem_total - ( mem_total / 20 > 256 ? mem_total / 20 : 256 ) ))
+  # Sockets/cores/threads as slurmd sees them, where they add up to nproc; otherwise CPUs alone.
+  topo=""
+  hw=$(slurmd -C 2>/dev/null | head -n1 || true)
+  s=$(sed -n 's/.*SocketsPerBoard=\([0-9]*\).*/\1/p' <<<"$hw")
+  c=$(sed -n 's/.*CoresPerSocket=\([0-9]*\).*/\1/p' <<<"$hw")
+  t=$(sed -n 's/.*ThreadsPerCore=\([0-9]*\).*/\1/p' <<<"$hw")
+  if [[ -n $s && -n $c && -n $t ]] && (( s * c * t == cpus )); then
+    topo=" Sockets=$s CoresPerSocket=$c ThreadsPerCore=$t"
+  fi
+  if [[ $ACCOUNTING == slurmdbd ]]; then
+    acct="AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+JobCompType=jobcomp/none"
+  else
+    acct="AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$LOG_DIR/jobcomp.txt"
+  fi
+  cat <<EOF
+# One-node test cluster, written by scripts/slurm/start_cluster.sh (see README.md there).
+ClusterName=$CLUSTER
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+# A requeued job waits cred_expire+1 s before it may start again (default 120 s).
+AuthInfo=cred_expire=${SLURM_CRED_EXPIRE:-15}
+MpiDefault=none
+StateSaveLocation=$STATE_DIR/slurmctld
+SlurmdSpoolDir=$STATE_DIR/slurmd
+SlurmctldPidFile=$RUN_DIR/slurmctld.pid
+SlurmdPidFile=$RUN_DIR/slurmd.pid
+SlurmctldLogFile=$LOG_DIR/slurmctld.log
+SlurmdLogFile=$LOG_DIR/slurmd.log
+MailProg=/bin/true
+# Jobs share the node by cores; memory is not a consumable (with CR_Core_Memory a job
+# without --mem takes the whole node).
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+# No cgroups (they would move job processes out of this machine's own cgroups).
+# proctrack/pgid: a step's leftover processes are found by process group, so the children of
+# a task that was killed outright die with the step (proctrack/linuxproc follows parent pids
+# and loses them once they are re-parented to init). task/affinity pins each task to its
+# CPUs (torch sees -c threads).
+ProctrackType=${SLURM_PROCTRACK:-proctrack/pgid}
+TaskPlugin=task/affinity
+# Start a batch job at submit (default: up to 3 s later); look at jobs that became eligible
+# (a requeued job, --begin) every 2 s (default 60 s main loop, 30 s backfill).
+SchedulerParameters=batch_sched_delay=0,sched_interval=2,bf_interval=5
+# A request the node can never meet fails at submit instead of pending forever.
+EnforcePartLimits=ALL
+# A node that was down comes back as soon as its slurmd registers.
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+$acct
+NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$cpus$topo RealMemory=$real_mem State=UNKNOWN
+PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
 [[ $(id -u) -eq 0 ]] || die "must run as root (it installs packages and starts daemons)"
 [[ $ACCOUNTING == slurmdbd || $ACCOUNTING == none ]] || die "SLURM_ACCOUNTING must be slurmdbd or none, not '$ACCOUNTING'"
 
 # ---- 0. already up? ---------------------------------------------------------------------------
-# (Daemons first: with slurmctld down, sinfo itself retries for about 10 s.)
-if [[ -f $CONF_DIR/slurm.conf ]] && alive "$RUN_DIR/slurmctld.pid" slurmctld && alive "$RUN_DIR/slurmd.pid" slurmd &&
+# (Same slurm.conf as this run would write, daemons alive, then sinfo: with slurmctld down,
+# sinfo itself retries for about 10 s.)
+if [[ -f $CONF_DIR/slurm.conf ]] && [[ $(render_slurm_conf) == "$(cat "$CONF_DIR/slurm.conf")" ]] &&
+   alive "$RUN_DIR/slurmctld.pid" slurmctld && alive "$RUN_DIR/slurmd.pid" slurmd &&
    { [[ $ACCOUNTING == none ]] || alive "$RUN_DIR/slurmdbd.pid" slurmdbd; }; then
   state=$(node_state || true)
   case $state in
@@ -221,69 +302,8 @@ EOF
 fi
 
 # ---- 5. slurm.conf -----------------------------------------------------------------------------
-cpus=$(nproc)
-mem_total=$(free -m | awk '/^Mem:/ { print $2 }')
-# A bit under the machine's memory (5%, at least 256 MB): slurmd drains a node whose
-# RealMemory is above what it measures.
-real_mem=$(( mem_total - ( mem_total / 20 > 256 ? mem_total / 20 : 256 ) ))
-# Sockets/cores/threads as slurmd sees them, where they add up to nproc; otherwise CPUs alone.
-topo=""
-hw=$(slurmd -C 2>/dev/null | head -n1 || true)
-s=$(sed -n 's/.*SocketsPerBoard=\([0-9]*\).*/\1/p' <<<"$hw")
-c=$(sed -n 's/.*CoresPerSocket=\([0-9]*\).*/\1/p' <<<"$hw")
-t=$(sed -n 's/.*ThreadsPerCore=\([0-9]*\).*/\1/p' <<<"$hw")
-if [[ -n $s && -n $c && -n $t ]] && (( s * c * t == cpus )); then
-  topo=" Sockets=$s CoresPerSocket=$c ThreadsPerCore=$t"
-fi
-if [[ $ACCOUNTING == slurmdbd ]]; then
-  acct="AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=localhost
-JobCompType=jobcomp/none"
-else
-  acct="AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$LOG_DIR/jobcomp.txt"
-fi
 conf_changed=0
-write_conf "$CONF_DIR/slurm.conf" root:root 0644 <<EOF && conf_changed=1
-# One-node test cluster, written by scripts/slurm/start_cluster.sh (see README.md there).
-ClusterName=$CLUSTER
-SlurmctldHost=$NODE(127.0.0.1)
-SlurmUser=slurm
-SlurmdUser=root
-AuthType=auth/munge
-# A requeued job waits cred_expire+1 s before it may start again (default 120 s).
-AuthInfo=cred_expire=${SLURM_CRED_EXPIRE:-15}
-MpiDefault=none
-StateSaveLocation=$STATE_DIR/slurmctld
-SlurmdSpoolDir=$STATE_DIR/slurmd
-SlurmctldPidFile=$RUN_DIR/slurmctld.pid
-SlurmdPidFile=$RUN_DIR/slurmd.pid
-SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd.log
-MailProg=/bin/true
-# Jobs share the node by cores; memory is not a consumable (with CR_Core_Memory a job
-# without --mem takes the whole node).
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-# No cgroups (they would move job processes out of this machine's own cgroups).
-# proctrack/pgid: a step's leftover processes are found by process group, so the children of
-# a task that was killed outright die with the step (proctrack/linuxproc follows parent pids
-# and loses them once they are re-parented to init). task/affinity pins each task to its
-# CPUs (torch sees -c threads).
-ProctrackType=${SLURM_PROCTRACK:-proctrack/pgid}
-TaskPlugin=task/affinity
-# Start a batch job at submit (default: up to 3 s later).
-SchedulerParameters=batch_sched_delay=0
-# A request the node can never meet fails at submit instead of pending forever.
-EnforcePartLimits=ALL
-# A node that was down comes back as soon as its slurmd registers.
-ReturnToService=2
-JobAcctGatherType=jobacct_gather/none
-$acct
-NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE CPUs=$cpus$topo RealMemory=$real_mem State=UNKNOWN
-PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
-EOF
+render_slurm_conf | write_conf "$CONF_DIR/slurm.conf" root:root 0644 && conf_changed=1
 
 if [[ $ACCOUNTING == slurmdbd ]]; then
   wait_for "$WAIT_S" sacctmgr -n -P list cluster ||
@@ -299,7 +319,9 @@ if (( conf_changed )); then  # a new slurm.conf (other CPUs/memory/accounting): 
   stop_pidfile "$RUN_DIR/slurmd.pid" slurmd
   stop_pidfile "$RUN_DIR/slurmctld.pid" slurmctld
 fi
+launched_ctld=0
 if ! alive "$RUN_DIR/slurmctld.pid" slurmctld; then
+  launched_ctld=1
   # -i: a damaged state file (e.g. after a kill -9) is skipped instead of stopping slurmctld.
   launch slurmctld "$LOG_DIR/slurmctld.out" /usr/sbin/slurmctld -D -i
 fi
@@ -334,12 +356,32 @@ while :; do
       fi ;;
   esac
   if ! alive "$RUN_DIR/slurmd.pid" slurmd && (( $(date +%s) > end - WAIT_S + 5 )); then
-    die "slurmd exited" "$LOG_DIR/slurmd.out" "$LOG_DIR/slurmd.log"
+    die "slurmd exited during start-up" "$LOG_DIR/slurmd.out" "$LOG_DIR/slurmd.log"
   fi
   if (( $(date +%s) >= end )); then
     reason=$(timeout 10 sinfo -h -n "$NODE" -o '%T %E' 2>/dev/null | head -n1)
-    die "node $NODE not idle within ${WAIT_S}s (sinfo: ${reason:-no answer})" "$LOG_DIR/slurmd.log" "$LOG_DIR/slurmctld.log"
+    die "node $NODE not idle within ${WAIT_S}s (sinfo: ${reason:-no answer})" "$LOG_DIR/slurmd.out" "$LOG_DIR/slurmctld.out"
   fi
   sleep 0.5
 done
+# ---- 8. jobs that died with the machine -----------------------------------------------------------
+# slurmctld restores jobs that were running when it stopped. A job whose processes are gone
+# (the machine or its session was stopped, or someone killed slurmstepd) would otherwise stay
+# RUNNING and hold its CPUs forever (seen: > 13 min, across restarts). Live jobs keep their
+# slurmstepd across a slurmd restart, so: a job that started before this script and has no
+# slurmstepd is cancelled.
+if (( slurmd_since || launched_ctld )); then
+  steps=$(pgrep -a -x slurmstepd 2>/dev/null || true)
+  stale=()
+  while read -r jid start; do
+    [[ -n $jid ]] || continue
+    t=$(date -d "$start" +%s 2>/dev/null || echo 0)
+    (( t > 0 && t < ${T0%.*} )) || continue
+    grep -q "\[$jid\." <<<"$steps" || stale+=("$jid")
+  done < <(timeout 10 squeue -h -t R,S -w "$NODE" -o '%A %S' 2>/dev/null || true)
+  if (( ${#stale[@]} )); then
+    timeout 20 scancel "${stale[@]}" 2>/dev/null || true
+    say "cancelled ${#stale[@]} job(s) left RUNNING from before this start but without processes: ${stale[*]}"
+  fi
+fi
 summary "cluster up"

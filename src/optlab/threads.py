@@ -43,9 +43,11 @@ def parallel_jobs() -> int:
 
 
 def set_threads(num_threads: int | None) -> int:
-    """Use ``num_threads`` if given, else this process's cores divided among the parallel jobs."""
+    """``num_threads`` if given, else ``OMP_NUM_THREADS`` if set, else this process's cores divided among the parallel jobs."""
     import torch  # here, not at the top: the launcher process reads the cores without importing torch
 
+    if num_threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        num_threads = max(1, int(os.environ["OMP_NUM_THREADS"]))
     if num_threads is None:
         num_threads = max(1, available_cores() // parallel_jobs())
     torch.set_num_threads(num_threads)
