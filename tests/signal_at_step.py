@@ -1,4 +1,4 @@
-"""A test callback: sends a real signal to its own process at a chosen optimizer step.
+"""Test callbacks that interrupt a run at a chosen optimizer step: a real signal, a SLURM requeue, a kill.
 
 Passed to ``train.py`` as ``+callbacks.signal._target_=signal_at_step.SignalAtStep``, so a
 test interrupts a run at a known batch instead of sleeping and hoping.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -23,3 +24,25 @@ class SignalAtStep(Callback):
         if not self.sent and trainer.global_step == self.step:
             self.sent = True
             os.kill(os.getpid(), self.signum)
+
+
+class RequeueAtStep(Callback):
+    """Asks SLURM to requeue this job at a chosen step, in its first attempt only (as preemption would)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step and os.environ.get("SLURM_RESTART_COUNT", "0") in ("", "0"):
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)
+
+
+class KillAtStep(Callback):
+    """Kills its own process outright (SIGKILL, as the out-of-memory killer does) at a chosen step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from optlab.errors import OutputDirInUse, UserError
+from optlab.errors import Interrupted, OutputDirInUse, UserError
 from optlab.results import RunResult, last_line, write_result
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ def run_task(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None], m
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         log.error("%s", error)
+        if isinstance(error, Interrupted) and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+            # SLURM's SIGTERM: the job is requeued (its next attempt resumes from last.ckpt) or
+            # cancelled. Exit without a result, so submitit does not take this attempt for the job's end.
+            logging.shutdown()
+            os._exit(128 + signal.SIGTERM)
         if in_sweep():
             return float("nan")  # the job's result.json says failed; the sweep ends non-zero
         sys.exit(1)

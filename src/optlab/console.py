@@ -110,7 +110,7 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any
         scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
         rows.append(("scheduler", f"{scheduler['_target_']}({describe_arguments(scheduler)})"))
     accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
-    epochs = f"{trainer.max_epochs} epochs" if trainer.max_steps < 0 else f"{trainer.max_steps} steps"
+    epochs = plural(trainer.max_epochs, "epoch") if trainer.max_steps < 0 else plural(trainer.max_steps, "step")
     strategy = type(trainer.strategy).__name__.removesuffix("Strategy")
     rows.append(("trainer", f"{epochs} on {accelerator} x{trainer.num_devices * trainer.num_nodes} ({strategy}), "
                             f"precision {trainer.precision}, torch threads: {threads}"))
@@ -124,3 +124,7 @@ def closing_block(metrics: Mapping[str, float], output_dir: Path) -> str:
         rows.append(("best val", f"loss {metrics['val/loss_best']:.6f}, accuracy {metrics['val/acc_best']:.4f}"))
     rows += [("run", relative(output_dir)), ("look", tensorboard_command(output_dir))]
     return header(rows)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -60,11 +60,19 @@ class CheckLogDir(Callback):
 
 
 class CheckLauncher(Callback):
-    """Stop with one line, before any job starts, when ``hydra/launcher=parallel`` cannot run as configured."""
+    """Stop with one line, before any job starts, when the launcher cannot run as configured."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher = config.hydra.launcher
-        if not str(launcher.get("_target_", "")).endswith(".ParallelLauncher"):
+        target = str(launcher.get("_target_", ""))
+        if target.endswith("optlab_launcher.slurm_launcher.SlurmLauncher"):
+            devices = config.trainer.get("devices")
+            if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+                log.error("trainer.devices=%r is not valid with hydra/launcher=slurm: expected the number of devices "
+                          "(SLURM tasks) per node, e.g. trainer.devices=2", devices)
+                sys.exit(1)
+            return
+        if not target.endswith(".ParallelLauncher"):
             return
         from hydra_plugins.optlab_launcher.parallel_launcher import n_jobs_problem
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from optlab.console import plural
 from optlab.sweeps import METRIC_COLUMNS, Group, Job, Ranking, find_jobs, group_by_seed, label, sweep_ranking, varying_keys
 
 
@@ -78,7 +79,7 @@ def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: Rankin
     keys = varying_keys(jobs)
     failed = sum(job.status != "ok" for job in jobs)
     better = "lower" if ranking.direction == "minimize" else "higher"
-    heading = f"{len(jobs)} jobs, {len(jobs) - failed} ok, {failed} failed. Best first by `{ranking.metric}` ({better} is better)."
+    heading = f"{plural(len(jobs), 'job')}, {len(jobs) - failed} ok, {failed} failed. Best first by `{ranking.metric}` ({better} is better)."
     group_table = None
     if any(len(group.jobs) > 1 for group in groups):
         group_metric = {

@@ -31,12 +31,18 @@ def wandb_offline() -> bool:
     return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
+def slurm_gpus(accelerator: str, devices: object) -> object:
+    """GPUs per node to ask SLURM for: the devices when the run trains on GPUs, none otherwise."""
+    return devices if accelerator in ("gpu", "cuda") else None
+
+
 RESOLVERS = {
     "optlab.path_safe": path_safe,
     "optlab.name_suffix": name_suffix,
     "optlab.basename": lambda path: Path(path).name,
     "optlab.absolute": lambda path: str(Path(path).absolute()),
     "optlab.wandb_offline": wandb_offline,
+    "optlab.slurm_gpus": slurm_gpus,
 }
 
 

@@ -97,7 +97,9 @@ def varying_keys(jobs: Sequence[Job]) -> list[str]:
 
 
 def label(job: Job, keys: Sequence[str]) -> str:
-    return ",".join(f"{key}={job.overrides[key]}" for key in keys if key in job.overrides) or job.path.name
+    """The job's values of ``keys``; with nothing varying (one job), all its overrides."""
+    shown = [key for key in keys if key in job.overrides] or list(job.overrides)
+    return ",".join(f"{key}={job.overrides[key]}" for key in shown) or job.path.name
 
 
 @dataclass

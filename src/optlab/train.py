@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,25 @@ def optimizer_name(cfg: DictConfig) -> str:
     return hydra_choices().get("optimizer") or cfg.optimizer._target_.rsplit(".", 1)[-1].lower()
 
 
+def requeued() -> bool:
+    """Whether SLURM restarted this job (``scontrol requeue``, preemption, its time limit)."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+
+
+def resume_from(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path``, or for a job SLURM requeued, the ``last.ckpt`` its earlier attempt saved in this directory."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if requeued() and last.is_file():
+        log.info("requeued by SLURM (restart %s): resuming from %s", os.environ["SLURM_RESTART_COUNT"], last)
+        return str(last)
+    return None
+
+
 def ensure_fresh_output_dir(output_dir: Path) -> None:
     """Refuse to add a second event file or overwrite checkpoints in an earlier run's directory."""
-    if rank_zero_only.rank != 0:  # DDP's extra ranks share rank 0's directory by design
+    if rank_zero_only.rank != 0 or requeued():  # DDP's extra ranks share rank 0's directory; a requeued job is its own
         return
     if earlier := earlier_run_file(output_dir):
         raise OutputDirInUse(in_use_message(output_dir, earlier))
@@ -108,7 +125,7 @@ def train(cfg: DictConfig) -> RunResult:
     started = time.perf_counter()
     try:
         # weights_only: a checkpoint is plain tensors and containers; pickled code is refused.
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from(cfg, output_dir), weights_only=True)
     except SIGTERMException:
         raise Interrupted(
             f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "

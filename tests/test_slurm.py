@@ -1,0 +1,145 @@
+"""The cluster path against a real SLURM (scripts/slurm/start_cluster.sh; .ci/run starts it).
+
+Every test submits real jobs through ``hydra/launcher=slurm`` and reads back what they
+wrote and what SLURM's accounting recorded.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, compose_config, job_dirs, read_scalars, run_train, train_here
+
+
+def slurm_answers() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0 and any(state.startswith(("idle", "mix", "alloc")) for state in done.stdout.split())
+
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.skipif(not slurm_answers(), reason="no SLURM answers here: start one with bash scripts/slurm/start_cluster.sh (root)"),
+]
+
+SMALL = ["trainer.max_epochs=2", "data.n_samples=1000", "callbacks.progress_bar.refresh_rate=0"]  # 50 steps an epoch
+ON_SLURM = ["-m", "hydra/launcher=slurm"]
+TEST_CALLBACKS = {"PYTHONPATH": str(ROOT / "tests")}  # the jobs inherit the environment they are submitted from
+
+
+def only_sweep(work: Path) -> Path:
+    (sweep_dir,) = (work / "logs" / "multiruns").iterdir()
+    return sweep_dir
+
+
+def summary(sweep_dir: Path) -> list[dict[str, str]]:
+    with (sweep_dir / "summary.csv").open() as stream:
+        return list(csv.DictReader(stream))
+
+
+def slurm_states(sweep_dir: Path) -> dict[str, str]:
+    """SLURM's accounting for the sweep's jobs, once it has recorded their end.
+
+    Their ids are the folders submitit keeps in .submitit/. A job's result is on disk a
+    moment before its last process has exited, so the accounting is polled until no job is
+    still RUNNING or COMPLETING (for 30 s at most).
+    """
+    ids = sorted(path.name for path in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", path.name))
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)],
+                              capture_output=True, text=True, check=True)
+        states = dict(line.split("|") for line in done.stdout.split())
+        if not {"RUNNING", "COMPLETING"} & set(states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
+def test_a_sweep_runs_each_job_as_a_slurm_job_with_the_threads_it_was_given(tmp_path: Path) -> None:
+    result = run_train([*ON_SLURM, "optimizer=adam,sgd", *SMALL], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    sweep_dir = only_sweep(tmp_path)
+    assert [row["status"] for row in summary(sweep_dir)] == ["ok", "ok"]
+    assert set(slurm_states(sweep_dir).values()) == {"COMPLETED"}
+    assert "sweep logs/multiruns/" in result.stdout and "2 jobs, 2 ok, 0 failed" in result.stdout
+    for job in job_dirs(sweep_dir):  # hydra.launcher.cpus_per_task=1: one torch thread, not one per core
+        assert "torch threads: 1" in (job / "train.log").read_text()
+        assert len(read_scalars(job)["train/loss_epoch"]) == 2
+
+
+def test_ddp_over_two_slurm_tasks_trains_one_model_with_one_set_of_logs(tmp_path: Path) -> None:
+    result = run_train([*ON_SLURM, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *SMALL], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (job,) = job_dirs(only_sweep(tmp_path))
+    log = (job / "train.log").read_text()
+    assert "on cpu x2 (DDP)" in log and "Starting with 2 processes" in log
+    # Each of the two ranks (SLURM's tasks) trains on half of the 50 batches an epoch: 25 steps.
+    final = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] == 2 * 25
+    assert len(read_scalars(job)["train/loss_epoch"]) == 2
+    assert len(list(job.glob("metrics.jsonl"))) == 1 and "ok" in (job / "result.json").read_text()
+
+
+def test_a_requeued_job_resumes_from_its_own_checkpoint_and_ends_as_if_never_stopped(tmp_path: Path) -> None:
+    requeue = ["+callbacks.requeue._target_=signal_at_step.RequeueAtStep", "+callbacks.requeue.step=70"]
+    result = run_train([*ON_SLURM, *SMALL, *requeue], cwd=tmp_path, env=TEST_CALLBACKS)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (job,) = job_dirs(only_sweep(tmp_path))
+    log = (job / "train.log").read_text()
+    assert "stopped by SIGTERM at epoch 1" in log  # the first attempt saved its state...
+    assert "requeued by SLURM (restart 1): resuming from" in log  # ...the second resumed from it, in the same directory
+
+    uninterrupted = tmp_path / "uninterrupted"
+    train_here(compose_config(uninterrupted, [o for o in SMALL if not o.startswith("callbacks.progress_bar")]))
+    expected = torch.load(uninterrupted / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    actual = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    ours, theirs = read_scalars(job), read_scalars(uninterrupted)
+    for tag in ("train/loss_epoch", "val/loss", "test/acc"):  # the two attempts' event files together
+        assert [value for _, value in ours[tag]] == [value for _, value in theirs[tag]], tag
+
+
+def test_a_job_killed_outright_is_reported_failed_and_the_other_finishes(tmp_path: Path) -> None:
+    # Job 0 is killed (SIGKILL) at step 10; job 1's step never comes. Both within the timeout, not for ever.
+    kill = ["+callbacks.kill._target_=signal_at_step.KillAtStep", "+callbacks.kill.step=10,100000"]
+    result = run_train([*ON_SLURM, *SMALL, *kill], cwd=tmp_path, env=TEST_CALLBACKS, timeout=240)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "ended without a result" in output and "Traceback" not in output
+    sweep_dir = only_sweep(tmp_path)
+    rows = summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["failed", "ok"]
+    assert "stopped before it finished" in rows[0]["error"] and rows[1]["error"] == ""
+    assert sorted(slurm_states(sweep_dir).values()) == ["COMPLETED", "FAILED"]
+
+
+def test_a_request_the_cluster_cannot_meet_fails_at_submission_in_one_line(tmp_path: Path) -> None:
+    result = run_train([*ON_SLURM, *SMALL, "hydra.launcher.cpus_per_task=64"], cwd=tmp_path, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "SLURM refused the jobs: sbatch: error: Batch job submission failed: More processors requested than permitted" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(("trainer", "gpus"), [(["trainer=cpu"], None), (["trainer=ddp", "trainer.accelerator=cpu"], None),
+                                               (["trainer=gpu"], 1), (["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], 4)])
+def test_gpus_are_requested_only_when_the_run_uses_them(trainer: list[str], gpus: int | None) -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm", *trainer], return_hydra_config=True)
+    assert cfg.hydra.launcher.gpus_per_node == gpus
+    assert cfg.hydra.launcher.tasks_per_node == cfg.trainer.devices
