@@ -34,11 +34,11 @@ train: install
 
 ## The quick test suite (slow tests are marked and skipped), one worker per core.
 test: install-dev
-	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup $(ARGS)
 
 ## Every test, slow ones included.
 test-all: install-dev
-	$(PY) -m pytest -n auto --dist loadfile -m "" $(ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup -m "" $(ARGS)
 
 ## Speed against the notebook's plain loop and the sweep launchers (about ten minutes on two cores); GPU steps/s on a CUDA machine.
 bench: install-dev

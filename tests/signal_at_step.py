@@ -26,23 +26,17 @@ class SignalAtStep(Callback):
             os.kill(os.getpid(), self.signum)
 
 
-class RequeueAtStep(Callback):
-    """Asks SLURM to requeue this job at a chosen step, in its first attempt only (as preemption would)."""
+class SlurmEventAtStep(Callback):
+    """At a chosen step, what befalls jobs on a cluster: ``requeue`` (as preemption does, first attempt only),
+    ``kill`` (SIGKILL, as the out-of-memory killer does), or ``none``."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self.step and os.environ.get("SLURM_RESTART_COUNT", "0") in ("", "0"):
-            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)
-
-
-class KillAtStep(Callback):
-    """Kills its own process outright (SIGKILL, as the out-of-memory killer does) at a chosen step."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, kind: str, step: int) -> None:
+        self.kind, self.step = kind, step
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step != self.step:
+            return
+        if self.kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.kind == "requeue" and os.environ.get("SLURM_RESTART_COUNT", "0") in ("", "0"):
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)

@@ -10,6 +10,9 @@ from conftest import CONFIG_DIR, compose_config, hparams_session, job_dirs, read
 from hydra.types import RunMode
 from notebook_reference import NOTEBOOK_ADAM_LOSSES
 
+# Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("cli")
+
 
 REQUIRED_TAGS = {"train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "test/loss", "test/acc"}
 
@@ -125,7 +128,7 @@ def test_sweeping_two_keys_and_rerunning_never_shares_a_directory(tmp_path: Path
         result = run_train(args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     sweeps = sorted((tmp_path / "logs" / "multiruns").iterdir())
-    assert len(sweeps) == 2
+    assert len(sweeps) == 2  # the same command twice: two sweeps, side by side
     for sweep_dir in sweeps:
         jobs = job_dirs(sweep_dir)
         assert [job.name for job in jobs] == [

@@ -19,6 +19,9 @@ from optlab.data import CsvDataModule
 from optlab.errors import ConfigError
 from optlab.validation import validate
 
+# Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("faults")
+
 TINY = ["data.n_samples=200", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
 
 

@@ -21,6 +21,9 @@ from hydra_plugins.optlab_launcher._results import JobTraceback, portable
 
 from optlab.threads import available_cores
 
+# Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("parallel_launcher")
+
 ALL_CORES = {"OMP_NUM_THREADS": ""}  # not this worker's share of the cores (conftest): the launcher divides them
 SWEEP = ["-m", "optimizer=sgd,rmsprop", "trainer.max_epochs=2", "data.n_samples=1000", "print_config=false",
          "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
@@ -63,6 +66,7 @@ def test_parallel_sweep_gives_the_sequential_numbers(
     assert (tmp_path / "sweep" / "summary.md").is_file()
 
 
+@pytest.mark.slow  # n_jobs=1: the thread split of the default layout is checked in the quick suite
 def test_one_job_at_a_time_gets_all_threads(tmp_path: Path) -> None:
     result = run_train(
         ["-m", "optimizer=adam,sgd", "trainer.max_epochs=1", "data.n_samples=400", "callbacks.progress_bar=null",
@@ -90,6 +94,7 @@ APP = """
 import multiprocessing, os, sys
 from pathlib import Path
 import hydra
+
 
 @hydra.main(version_base="1.3", config_path={config_dir!r}, config_name="train")
 def main(cfg):

@@ -12,7 +12,10 @@ import pytest
 import torch
 from conftest import ROOT, compose_config, read_scalars, run_train, train_here
 
-from optlab.errors import ConfigError
+from optlab.errors import ConfigError, NumericalError
+
+# Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("reliability")
 
 SMALL = ["data.n_samples=1000", "trainer.enable_model_summary=false"]  # 800 training rows: 50 steps an epoch
 
@@ -22,12 +25,13 @@ def state_dict(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_divergence_stops_with_epoch_step_and_cause(tmp_path: Path) -> None:
-    result = run_train(["optimizer=sgd", "optimizer.lr=1e20", "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1
-    assert "training diverged at epoch 0, step " in output
-    assert "optimizer.lr=1e+20" in output and "lower optimizer.lr" in output
-    assert "Traceback" not in output and "all elements of input should be between 0 and 1" not in output
+    with pytest.raises(NumericalError) as caught:
+        train_here(compose_config(tmp_path, ["optimizer=sgd", "optimizer.lr=1e20"]))
+    message = str(caught.value)
+    assert message.startswith("training diverged at epoch 0, step ")
+    assert "optimizer.lr=1e+20" in message and "lower optimizer.lr" in message and "\n" not in message
+    assert "all elements of input should be between 0 and 1" not in message
+    assert '"status": "failed"' in (tmp_path / "result.json").read_text()
 
 
 def test_a_sweep_survives_a_bad_job(tmp_path: Path) -> None:
@@ -118,7 +122,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # The test callback sends the signal at the end of step 70, in the second epoch. SIGTERM is
 # Lightning's: it stops after that batch. Ctrl+C is ours: the checkpoint callback ran before
 # the test callback in that batch, so it stops after the next one.
-@pytest.mark.parametrize(("signum", "saved_at"), [("SIGTERM", 70), ("SIGINT", 71)])
+@pytest.mark.parametrize(("signum", "saved_at"), [("SIGTERM", 70), pytest.param("SIGINT", 71, marks=pytest.mark.slow)])
 def test_a_signal_mid_epoch_saves_a_checkpoint_that_resumes_bitwise(
     tmp_path: Path, uninterrupted: Path, signum: str, saved_at: int
 ) -> None:

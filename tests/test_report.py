@@ -17,6 +17,9 @@ from optlab.loggers import MetricHistory
 from optlab.report import build_report
 from optlab.results import RunResult, write_result
 
+# Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("report")
+
 QUICK = ["trainer.max_epochs=2", "data.n_samples=400", "callbacks.progress_bar.refresh_rate=0"]
 
 

@@ -160,23 +160,13 @@ def test_eval_reproduces_the_training_runs_test_metrics(tmp_path: Path) -> None:
     assert f"accuracy {training.metrics['test/acc']:.4f}" in evaluated.stdout
 
 
+@pytest.mark.slow  # the same submitit machinery runs on a real SLURM in the quick suite (test_slurm.py)
 def test_submitit_local_launcher_runs_a_small_sweep(tmp_path: Path) -> None:
     result = run_train(["-m", "optimizer=adam,sgd", "hydra/launcher=submitit_local", *QUICK], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "logs" / "multiruns").iterdir()
     with (sweep_dir / "summary.csv").open() as stream:
         assert [row["status"] for row in csv.DictReader(stream)] == ["ok", "ok"]
-
-
-def test_slurm_launcher_follows_the_trainers_nodes_and_devices() -> None:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
-                      return_hydra_config=True)
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
 
 
 def test_debug_configs_schedulers_early_stopping_and_csv_logger(tmp_path: Path) -> None:
