@@ -40,6 +40,9 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
             raise cause from None
         if isinstance(cause, TypeError) and (unknown := unknown_argument(cause, node, key, given=kwargs)):
             raise unknown from None
+        if isinstance(cause, ModuleNotFoundError):  # an optional logger's package (mlflow, wandb) is missing
+            message = " ".join(str(cause).split())
+            raise UserError(f"{key}: {node.get('_target_')} needs a package that is not installed: {message}") from None
         if cause is None:  # the target itself could not be found or imported
             raise ConfigError(f"{key}._target_", node.get("_target_"), "expected an importable class") from None
         raise

@@ -40,6 +40,11 @@ class EpochTable(TQDMProgressBar):
     def init_test_tqdm(self) -> Tqdm:
         return Tqdm(disable=True)
 
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float | dict[str, float]]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # the logger's run id (MLflow, W&B): the header names the run
+        return metrics
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         if trainer.is_global_zero:

@@ -8,14 +8,18 @@ installs :class:`ConsoleFilter` on the console handler.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 # Lightning's INFO lines that do not show up in the console: the header and the epoch
-# table say the same, or they are advertisements.
-_QUIET_LOGGERS = ("lightning", "pytorch_lightning")
+# table say the same, or they are advertisements. MLflow's (and its database migrations')
+# INFO lines are bookkeeping of the same kind.
+_QUIET_LOGGERS = ("lightning", "pytorch_lightning", "mlflow", "alembic")
+# Warnings that report normal operation: a first MLflow run creates its experiment.
+_NOT_WARNINGS = ("Experiment with name",)
 
 
 class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -35,6 +39,8 @@ class ConsoleFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(_QUIET_LOGGERS) and record.levelno < logging.WARNING:
+            return False
+        if record.name.startswith(_QUIET_LOGGERS) and str(record.msg).startswith(_NOT_WARNINGS):
             return False
         if record.name == "py.warnings":  # a Python warning: its message, not the file and line it came from
             text = str(record.args[0]) if record.args else record.getMessage()
@@ -57,6 +63,8 @@ def quiet_lightning() -> None:
     """
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).handlers.clear()
+    # MLflow, once imported, would print through a handler of its own; its records go through Hydra's.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     logging.captureWarnings(True)  # warnings reach the console filter and train.log
     # Raised inside Lightning's own pytree helper with torch >= 2.13; nothing in a user's code causes it.
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
@@ -75,6 +83,26 @@ def header(rows: Sequence[tuple[str, str]]) -> str:
 
 def tensorboard_command(log_dir: Path) -> str:
     return f"tensorboard --logdir {relative(log_dir)}"
+
+
+def look_commands(loggers: Mapping[str, Any] | None, log_dir: Path) -> list[str]:
+    """How to open what the configured loggers wrote under ``log_dir`` (a run or a sweep), one per logger.
+
+    Read from the ``logger`` config rather than the logger objects, so a sweep's closing
+    screen can say the same without building them.
+    """
+    commands = []
+    for node in (loggers or {}).values():
+        target = str((node or {}).get("_target_", ""))
+        if target.endswith("TensorBoardLogger"):
+            commands.append(tensorboard_command(log_dir))
+        elif target.endswith("MLFlowLogger"):
+            commands.append(f"mlflow ui --backend-store-uri {node.get('tracking_uri')}")
+        elif target.endswith("WandbLogger") and node.get("offline"):
+            commands.append(f"wandb sync {relative(log_dir)}/**/wandb/offline-run-*  (offline; upload to browse)")
+        elif target.endswith("CSVLogger"):
+            commands.append(f"{relative(log_dir)}/**/metrics.csv")
+    return list(dict.fromkeys(commands))
 
 
 def relative(path: Path) -> str:
@@ -118,11 +146,12 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any
     return header(rows)
 
 
-def closing_block(metrics: Mapping[str, float], output_dir: Path) -> str:
+def closing_block(metrics: Mapping[str, float], output_dir: Path, loggers: Mapping[str, Any] | None) -> str:
     rows = [("test", f"accuracy {metrics['test/acc']:.4f}, loss {metrics['test/loss']:.6f}")]
     if "val/loss_best" in metrics:
         rows.append(("best val", f"loss {metrics['val/loss_best']:.6f}, accuracy {metrics['val/acc_best']:.4f}"))
-    rows += [("run", relative(output_dir)), ("look", tensorboard_command(output_dir))]
+    rows.append(("run", relative(output_dir)))
+    rows += [("look", command) for command in look_commands(loggers, output_dir)]
     return header(rows)
 
 

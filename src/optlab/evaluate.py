@@ -28,5 +28,5 @@ def evaluate(cfg: DictConfig) -> RunResult:
     trainer: L.Trainer = build_trainer(cfg.trainer, logger=build_group(cfg.get("logger"), "logger"))
     metrics = {name: float(value) for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
     if trainer.is_global_zero:
-        log.info("checkpoint %s\n%s", cfg.ckpt_path, closing_block(metrics, Path(cfg.paths.output_dir)))
+        log.info("checkpoint %s\n%s", cfg.ckpt_path, closing_block(metrics, Path(cfg.paths.output_dir), cfg.get("logger")))
     return RunResult(status="ok", metrics=metrics)

@@ -123,7 +123,7 @@ class SweepReport(Callback):
             return
         from optlab.report import console_summary
 
-        print(console_summary(jobs, sweep_dir), flush=True)  # the console's last screen, not a log record
+        print(console_summary(jobs, sweep_dir, config.get("logger")), flush=True)  # the console's last screen, not a log record
         failed = [job for job in jobs if job.status != "ok"]
         if failed:
             log.error("%d of %d jobs failed:", len(failed), len(jobs))

@@ -12,11 +12,12 @@ import argparse
 import csv
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from optlab.console import plural
+from optlab.console import look_commands, plural, relative
 from optlab.sweeps import METRIC_COLUMNS, Group, Job, Ranking, find_jobs, group_by_seed, label, sweep_ranking, varying_keys
 
 
@@ -108,10 +109,8 @@ def write_markdown(sweep_dir: Path, tables: Tables, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def console_summary(jobs: Sequence[Job], sweep_dir: Path) -> str:
+def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, Any] | None) -> str:
     """The sweep's table as the console shows it when the sweep ends, then where to look further."""
-    from optlab.console import relative, tensorboard_command
-
     tables = summary_tables(jobs, group_by_seed(jobs), sweep_ranking(jobs), CONSOLE_COLUMNS)
     lines = ["", f"sweep {relative(sweep_dir)}: {tables.heading.replace('`', '')}"]
     if tables.groups:
@@ -121,8 +120,8 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path) -> str:
         header, rows = header[:-1], [row[:-1] for row in rows]
     lines += [*text_table(header, rows), ""]
     lines += [f"plot      {relative(sweep_dir / 'comparison.png')}",
-              f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv)",
-              f"look      {tensorboard_command(sweep_dir)}"]
+              f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv)"]
+    lines += [f"look      {command}" for command in look_commands(loggers, sweep_dir)]
     return "\n".join(lines)
 
 

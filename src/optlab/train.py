@@ -144,5 +144,5 @@ def train(cfg: DictConfig) -> RunResult:
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
-        log.info("%s", closing_block(metrics, output_dir))
+        log.info("%s", closing_block(metrics, output_dir, cfg.get("logger")))
     return RunResult(status="ok", metrics=metrics, fit_seconds=fit_seconds, steps=trainer.global_step)
