@@ -40,7 +40,7 @@ test: install-dev
 test-all: install-dev
 	$(PY) -m pytest -n auto --dist loadgroup -m "" $(ARGS)
 
-## Speed against the notebook's plain loop and the sweep launchers (about ten minutes on two cores); GPU steps/s on a CUDA machine.
+## Speed against the notebook's plain loop, the ablation of each speed measure and the sweep launchers (about 25 minutes on two cores); GPU steps/s on a CUDA machine.
 bench: install-dev
 	$(PY) benchmarks/bench_train.py $(ARGS)
 

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import csv
 import io
+import logging
 import os
 import platform
 import resource
@@ -47,6 +48,9 @@ from notebook_reference import NOTEBOOK_OPTIMIZERS, NeuralNetwork, notebook_data
 
 EPOCHS = 10
 N_TRAIN = 4000
+# A root handler before Lightning is imported: Lightning then adds no console handler of its
+# own, and its INFO lines (as in train.py, where they go to train.log) stay off this report.
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
 
 def plain_epoch_sums() -> tuple[float, list[float]]:
@@ -85,9 +89,6 @@ def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = ()) -> tupl
 ABLATION = {
     "fused Adam (optimizer.fused)": ["optimizer.fused=false"],
     "no-op profiler (optlab.speed.NoProfiler)": ["trainer.profiler=null"],
-    "state key built once (optlab.speed.ModelCheckpoint)": [
-        f"callbacks.{name}._target_=lightning.pytorch.callbacks.ModelCheckpoint" for name in ("last_checkpoint", "best_checkpoint")
-    ],
     "in-memory batches (TensorBatches, not a DataLoader)": ["data._target_=probes.DataLoaderBlobs"],
     "progress bar redrawn every 25 batches, not every batch": ["callbacks.progress_bar.refresh_rate=1"],
 }
