@@ -5,7 +5,8 @@
 
 Each command runs as written plus ``trainer.max_epochs=1`` (a value override, so it changes
 no group choice), from a scratch directory whose ``logs/`` holds what they write.
-``<run>`` stands for the run directory of the first command. A command that needs hardware
+``<run>`` stands for the run directory of the main job (``python train.py``, run first), and ``my.csv`` is a small
+numeric CSV with a 0/1 ``label`` column written there first. A command that needs hardware
 this machine lacks (a GPU, Apple MPS, SLURM) must be refused in one line with exit status 1.
 ``tests/test_readme.py`` composes and checks each command's config without training.
 """
@@ -47,6 +48,15 @@ def readme_commands(readme: Path = ROOT / "README.md") -> list[list[str]]:
     return commands
 
 
+def write_example_csv(path: Path, rows: int = 300) -> None:
+    """What ``data=csv data.path=my.csv data.target=label`` expects: numeric columns and a 0/1 target."""
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(n_samples=rows, centers=2, n_features=4, random_state=0)
+    lines = ["f1,f2,f3,f4,label", *(",".join(f"{v:.5f}" for v in features) + f",{label}" for features, label in zip(x, y))]
+    path.write_text("\n".join(lines) + "\n")
+
+
 def needs_missing_hardware(args: list[str]) -> str | None:
     """What the command needs that this machine lacks, if anything."""
     import torch
@@ -70,6 +80,9 @@ def main() -> None:
         print("\n".join(shlex.join(["python", *command]) for command in commands))
         return
     work = Path(tempfile.mkdtemp(prefix="optlab-readme-"))
+    write_example_csv(work / "my.csv")
+    # The main job first (what `make train` runs): its run is the <run> the README's resume and eval commands name.
+    commands.insert(0, ["train.py"])
     first_run: Path | None = None
     failures = 0
     for command in commands:

@@ -147,6 +147,15 @@ def test_float16_weights_are_refused_with_adam(tmp_path: Path) -> None:
         train_here(compose_config(tmp_path, [*SMALL, "trainer.precision=16-true"]))
 
 
+def test_clipping_a_fused_optimizer_under_mixed_precision_is_refused_before_training(tmp_path: Path) -> None:
+    clipped = [*SMALL, "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0", "trainer.max_epochs=1"]
+    with pytest.raises(ConfigError, match=r"trainer.gradient_clip_val=1.0 is not valid: .*optimizer.fused=false"):
+        train_here(compose_config(tmp_path / "fused", clipped))
+    assert not (tmp_path / "fused" / "checkpoints").exists()
+    train_here(compose_config(tmp_path / "unfused", [*clipped, "optimizer.fused=false"]))  # what the message suggests
+    assert read_result(tmp_path / "unfused").status == "ok"
+
+
 def test_no_logger_still_records_the_run(tmp_path: Path) -> None:
     train_here(compose_config(tmp_path, [*SMALL, "~logger", "trainer.max_epochs=2"]))
     assert not list(tmp_path.glob("events.out.tfevents.*"))

@@ -57,6 +57,20 @@ def check_precision(precision: Any, optimizer: DictConfig) -> None:
         )
 
 
+MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
+
+
+def check_clipping(trainer: DictConfig, optimizer: DictConfig) -> None:
+    """Lightning refuses, at the first step, to clip the gradients of a fused optimizer under mixed precision."""
+    clip = trainer.get("gradient_clip_val")
+    if clip and str(trainer.get("precision")) in MIXED_PRECISIONS and optimizer.get("fused"):
+        raise ConfigError(
+            "trainer.gradient_clip_val", clip,
+            f"Lightning cannot clip a fused optimizer's gradients under precision {trainer.precision}; "
+            "add optimizer.fused=false, or use precision 32-true",
+        )
+
+
 def check_model(model: DictConfig) -> None:
     """Hidden sizes and the initialisation scheme with its arguments, tried on a small tensor."""
     hidden_sizes = model.get("hidden_sizes", [])
@@ -160,6 +174,7 @@ def validate(cfg: DictConfig) -> None:
     check_model(cfg.model)
     check_trainer(cfg.trainer)
     check_precision(cfg.trainer.get("precision"), cfg.optimizer)
+    check_clipping(cfg.trainer, cfg.optimizer)
     check_checkpoint(cfg, optimizer)
     if cfg.get("optimized_metric") not in METRIC_TAGS:
         raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"expected one of {', '.join(METRIC_TAGS)}")
