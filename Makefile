@@ -51,7 +51,7 @@ bench-gpu: install
 report: install
 	$(PY) -m optlab.report $(SWEEP)
 
-## Re-run the notebook's three-optimizer comparison and refresh the README's figure and table.
+## Re-run the notebook's three-optimizer comparison and refresh the README's figure.
 README_SWEEP := logs/multiruns/readme_$(shell date +%Y-%m-%d_%H-%M-%S)
 readme-comparison: install
 	$(PY) train.py experiment=optimizer_comparison hydra.sweep.dir=$(README_SWEEP) callbacks.progress_bar.refresh_rate=0
