@@ -24,8 +24,9 @@ from optlab.errors import ConfigError, UserError
 from optlab.nets import INITIALISERS
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-# Lightning's precision names (the short aliases 32, 16, bf16, 64 too).
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16", "64")
+# Lightning's short names for its precisions: "16" is 16-mixed (float32 weights), not 16-true.
+PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", *PRECISION_ALIASES)
 # What every training run logs, and so what optimized_metric may name.
 METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "val/loss_best", "val/acc_best", "test/loss", "test/acc")
 
@@ -46,10 +47,15 @@ def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
         raise UserError(f"optimizer ({optimizer._target_}): {error}") from None
 
 
+def canonical_precision(precision: Any) -> str:
+    """``precision`` by its full name, as Lightning reads it (``16`` -> ``16-mixed``)."""
+    return PRECISION_ALIASES.get(str(precision), str(precision))
+
+
 def check_precision(precision: Any, optimizer: DictConfig) -> None:
     """float16 weights cannot hold an epsilon below float16's smallest number: Adam-like updates become NaN."""
     eps = optimizer.get("eps", 1e-8 if "Adam" in str(optimizer.get("_target_", "")) else None)
-    if str(precision) in ("16-true", "16", "half") and eps is not None and eps < torch.finfo(torch.float16).tiny:
+    if canonical_precision(precision) == "16-true" and eps is not None and eps < torch.finfo(torch.float16).tiny:
         raise ConfigError(
             "trainer.precision", precision,
             f"float16 weights turn {optimizer._target_}'s updates (eps={eps:g}) into NaN; "
@@ -57,13 +63,10 @@ def check_precision(precision: Any, optimizer: DictConfig) -> None:
         )
 
 
-MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
-
-
 def check_clipping(trainer: DictConfig, optimizer: DictConfig) -> None:
     """Lightning refuses, at the first step, to clip the gradients of a fused optimizer under mixed precision."""
     clip = trainer.get("gradient_clip_val")
-    if clip and str(trainer.get("precision")) in MIXED_PRECISIONS and optimizer.get("fused"):
+    if clip and canonical_precision(trainer.get("precision")).endswith("-mixed") and optimizer.get("fused"):
         raise ConfigError(
             "trainer.gradient_clip_val", clip,
             f"Lightning cannot clip a fused optimizer's gradients under precision {trainer.precision}; "
