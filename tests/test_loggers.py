@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import pytest
 from conftest import compose_config, read_scalars, train_here
 
+from optlab.console import look_commands
 from optlab.results import read_result
 
 SMALL = ["data.n_samples=400", "trainer.max_epochs=3", "trainer.log_every_n_steps=5"]
@@ -54,10 +56,14 @@ def test_result_and_report_do_not_depend_on_the_logger(tmp_path: Path, logger: s
     if logger == "mlflow":
         pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install -e '.[mlflow]')")
     train_here(compose_config(tmp_path / "tensorboard", SMALL))
-    train_here(compose_config(tmp_path / logger, [*SMALL, f"logger={logger}"]))
+    cfg = compose_config(tmp_path / logger, [*SMALL, f"logger={logger}"])
+    train_here(cfg)
 
     with_tensorboard, with_other = read_result(tmp_path / "tensorboard"), read_result(tmp_path / logger)
     assert with_tensorboard is not None and with_other is not None
     assert with_other.status == with_tensorboard.status == "ok"
     assert with_other.metrics == with_tensorboard.metrics
     assert not list((tmp_path / logger).glob("events.out.tfevents.*"))
+    if logger == "csv":  # the closing block's look line names the file the logger wrote, for a run and for a sweep
+        assert [Path(line).is_file() for line in look_commands(cfg.logger, tmp_path / logger)] == [True]
+        assert [len(glob.glob(line)) for line in look_commands(cfg.logger, tmp_path, sweep=True)] == [1]

@@ -38,9 +38,9 @@ class ConsoleFilter(logging.Filter):
     """Keep Lightning's warnings and errors in the console, not its INFO chatter (it stays in train.log)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith(_QUIET_LOGGERS) and record.levelno < logging.WARNING:
-            return False
-        if record.name.startswith(_QUIET_LOGGERS) and str(record.msg).startswith(_NOT_WARNINGS):
+        if record.name.startswith(_QUIET_LOGGERS) and (
+            record.levelno < logging.WARNING or str(record.msg).startswith(_NOT_WARNINGS)
+        ):
             return False
         if record.name == "py.warnings":  # a Python warning: its message, not the file and line it came from
             text = str(record.args[0]) if record.args else record.getMessage()
@@ -85,12 +85,14 @@ def tensorboard_command(log_dir: Path) -> str:
     return f"tensorboard --logdir {relative(log_dir)}"
 
 
-def look_commands(loggers: Mapping[str, Any] | None, log_dir: Path) -> list[str]:
-    """How to open what the configured loggers wrote under ``log_dir`` (a run or a sweep), one per logger.
+def look_commands(loggers: Mapping[str, Any] | None, log_dir: Path, sweep: bool = False) -> list[str]:
+    """How to open what the configured loggers wrote under ``log_dir``, one line per logger.
 
-    Read from the ``logger`` config rather than the logger objects, so a sweep's closing
-    screen can say the same without building them.
+    ``log_dir`` is a run directory, or with ``sweep`` a sweep directory whose jobs are its
+    subdirectories. Read from the ``logger`` config rather than the logger objects, so a
+    sweep's closing screen can say the same without building them.
     """
+    runs = relative(log_dir) + ("/*" if sweep else "")
     commands = []
     for node in (loggers or {}).values():
         target = str((node or {}).get("_target_", ""))
@@ -99,9 +101,9 @@ def look_commands(loggers: Mapping[str, Any] | None, log_dir: Path) -> list[str]
         elif target.endswith("MLFlowLogger"):
             commands.append(f"mlflow ui --backend-store-uri {node.get('tracking_uri')}")
         elif target.endswith("WandbLogger") and node.get("offline"):
-            commands.append(f"wandb sync {relative(log_dir)}/**/wandb/offline-run-*  (offline; upload to browse)")
+            commands.append(f"wandb sync {runs}/wandb/offline-run-*  (offline: this uploads the runs)")
         elif target.endswith("CSVLogger"):
-            commands.append(f"{relative(log_dir)}/**/metrics.csv")
+            commands.append(f"{runs}/{node.get('name', 'lightning_logs')}/metrics.csv")
     return list(dict.fromkeys(commands))
 
 

@@ -121,7 +121,7 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, 
     lines += [*text_table(header, rows), ""]
     lines += [f"plot      {relative(sweep_dir / 'comparison.png')}",
               f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv)"]
-    lines += [f"look      {command}" for command in look_commands(loggers, sweep_dir)]
+    lines += [f"look      {command}" for command in look_commands(loggers, sweep_dir, sweep=True)]
     return "\n".join(lines)
 
 
