@@ -34,20 +34,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(_share)
 
 
-# pytest-xdist hands tests out in collection order: the modules with the longest tests go
-# first, so that no worker is left alone with a minute-long test at the end.
-LONGEST_FIRST = ("test_slurm.py", "test_notebook_equivalence.py", "test_research.py", "test_cli.py",
-                 "test_parallel_launcher.py", "test_reliability.py", "test_report.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)
-
-
 def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``train.py`` would get, with outputs pointed at ``output_dir``."""
     quiet = [] if "~callbacks" in overrides else ["callbacks.progress_bar=null"]
