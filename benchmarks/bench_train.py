@@ -135,7 +135,7 @@ def sweep(cwd: Path, launcher: list[str]) -> tuple[float, dict[str, str]]:
     wall = time.perf_counter() - started
     sweep_dir = max((cwd / "logs" / "multiruns").iterdir(), key=lambda p: p.stat().st_mtime)
     with (sweep_dir / "summary.csv").open() as stream:
-        finals = {row["job"]: row["final_train_loss"] for row in csv.DictReader(stream)}
+        finals = {row["job"]: row["train/loss_epoch"] for row in csv.DictReader(stream)}
     return wall, finals
 
 

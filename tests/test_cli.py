@@ -83,17 +83,19 @@ def test_the_console_shows_header_bar_epoch_table_and_closing_block_once(
     assert any("Epoch 2/2:" in line and "train/loss_step=" in line and "val/loss=" in line and "val/acc=" in line for line in bar)
 
     # One row per epoch: the notebook's numbers (its printed sum over the 4000 rows), then validation.
-    assert lines[5].split() == ["epoch", "train", "loss", "loss", "x", "rows", "val", "loss", "val", "acc"]
+    # The columns are the metrics the model logged per epoch.
+    assert lines[5].split() == ["epoch", "train/loss_epoch", "loss", "x", "rows", "val/loss", "val/acc"]
     first, second = lines[6].split(), lines[7].split()
     assert first[0] == "1/2" and second[0] == "2/2"
-    assert float(first[1]) == round(NOTEBOOK_ADAM_LOSSES[0] / 4000, 4)
+    assert float(first[1]) == pytest.approx(NOTEBOOK_ADAM_LOSSES[0] / 4000, rel=1e-3)
     for row, printed in zip((first, second), NOTEBOOK_ADAM_LOSSES):  # to 1e-3: the fused Adam kernel rounds differently
         assert abs(float(row[2]) - printed) <= 1e-3 * printed, (row, printed)
     assert 0.99 < float(second[4]) <= 1
 
     # A closing block: test metrics, the run directory, the exact TensorBoard command.
     test_acc = read_scalars(run_dir)["test/acc"][-1][1]
-    assert lines[8].startswith(f"test      accuracy {test_acc:.4f}")
+    assert lines[8].startswith("test      loss ") and lines[8].endswith(f", acc {test_acc:.6g}")
+    assert [line.split()[0] for line in lines[9:11]] == ["val", "best"]
     assert lines[-2:] == [f"run       {run}", f"look      tensorboard --logdir {run}"]
 
     # Nothing twice, no advertisements, no warnings nobody can act on, no Lightning chatter.

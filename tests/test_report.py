@@ -79,11 +79,11 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
     for row in rows:
         scalars = {tag: [value for _, value in points] for tag, points in read_scalars(sweep_dir / row["job"]).items()}
         assert row["status"] == "ok" and row["error"] == ""
-        assert float(row["final_train_loss"]) == pytest.approx(scalars["train/loss_epoch"][-1], rel=1e-6)  # the event files, in float32
-        assert float(row["best_val_loss"]) == pytest.approx(min(scalars["val/loss"]), rel=1e-6)  # the event files, in float32
-        assert float(row["final_val_acc"]) == pytest.approx(scalars["val/acc"][-1], rel=1e-6)  # the event files, in float32
-        assert float(row["test_acc"]) == pytest.approx(scalars["test/acc"][-1], rel=1e-6)  # the event files, in float32
-        assert float(row["test_loss"]) == pytest.approx(scalars["test/loss"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["train/loss_epoch"]) == pytest.approx(scalars["train/loss_epoch"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["best val/loss"]) == pytest.approx(min(scalars["val/loss"]), rel=1e-6)  # the event files, in float32
+        assert float(row["val/acc"]) == pytest.approx(scalars["val/acc"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["test/acc"]) == pytest.approx(scalars["test/acc"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["test/loss"]) == pytest.approx(scalars["test/loss"][-1], rel=1e-6)  # the event files, in float32
         assert int(row["epochs"]) == 2
         assert float(row["fit_seconds"]) > 0 and float(row["steps_per_second"]) > 0
         final_val_loss[row["job"].split("_")[0]] = scalars["val/loss"][-1]
@@ -93,14 +93,15 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
     ranked = sorted(final_val_loss, key=final_val_loss.get)
     assert [line.split(" | ")[0].strip("| ") for line in job_rows] == ranked  # best val/loss first
     assert "optimizer=adam" in markdown and "optimizer=rmsprop" in markdown
-    assert png_size(sweep_dir / "comparison.png") == (1200, 480)
+    assert png_size(sweep_dir / "comparison.png") == (1800, 480)  # a panel per training and validation metric
 
     # The console ends with the table, best first, then where the plot, table and TensorBoard are.
     sweep = f"logs/multiruns/{sweep_dir.name}"
     closing = result.stdout.rstrip().splitlines()[-9:]
     assert closing[0] == f"sweep {sweep}: 3 jobs, 3 ok, 0 failed. Best first by val/loss (lower is better)."
-    assert closing[1].split() == ["job", "overrides", "status", "final_train_loss", "best_val_loss", "final_val_acc",
-                                  "test_acc", "fit_seconds"]
+    # The columns are the metrics the jobs logged, then the best of optimized_metric.
+    assert closing[1].split() == ["job", "overrides", "status", "train/loss_epoch", "val/loss", "val/acc", "test/loss",
+                                  "test/acc", "best", "val/loss", "fit_seconds"]
     assert [line.split()[0] for line in closing[2:5]] == ranked
     assert closing[-3:] == [f"plot      {sweep}/comparison.png", f"table     {sweep}/summary.md (all columns: summary.csv)",
                             f"look      tensorboard --logdir {sweep}"]
@@ -113,7 +114,7 @@ def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     assert [rows[n]["status"] for n in "012"] == ["ok", "failed", "ok"]
     assert rows["1"]["error"] == "optimizer.lr=-1 is not valid: expected a finite number >= 0"
     assert rows["1"]["error"].count("\n") == 0
-    assert float(rows["2"]["test_acc"]) > 0.5 and int(rows["2"]["epochs"]) == 2
+    assert float(rows["2"]["test/acc"]) > 0.5 and int(rows["2"]["epochs"]) == 2
     assert "| failed |" in (only_sweep(tmp_path) / "summary.md").read_text()
     # The console's table lists the failed job with its reason, below the jobs that finished.
     table = result.stdout[result.stdout.index("sweep logs/multiruns/"):]
@@ -152,7 +153,7 @@ def test_jobs_that_differ_only_by_seed_are_grouped_with_mean_and_std(tmp_path: P
         assert cells[2] == f"{mean:.4g} ± {std:.4g}"
     group_rows = [line for line in markdown.splitlines() if line.startswith("| optimizer=")]
     assert group_rows[0].startswith("| optimizer=b |")  # lower val/loss ranks first
-    assert png_size(tmp_path / "comparison.png") == (1200, 480)
+    assert png_size(tmp_path / "comparison.png") == (1800, 480)
 
 
 def test_a_job_that_never_finished_counts_as_failed(tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ def test_a_job_that_never_finished_counts_as_failed(tmp_path: Path) -> None:
     rows = read_rows(tmp_path)
     assert [row["status"] for row in rows] == ["ok", "failed"]
     assert "stopped before it finished" in rows[1]["error"]
-    assert rows[1]["final_train_loss"] == "1.0"  # what it did write is still reported
+    assert rows[1]["train/loss_epoch"] == "1.0"  # what it did write is still reported
 
 
 def test_report_command_rebuilds_any_sweep_dir(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import torch
 from conftest import compose_config, run_train, train_here
 
 from optlab.errors import ConfigError, UserError
+from optlab.results import read_history
 
 CASES = [
     (["optimizer.lr=-1"], "optimizer.lr=-1", "finite number >= 0"),
@@ -29,7 +30,6 @@ CASES = [
     (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path='/nonexistent/last.ckpt'", "existing checkpoint file"),
     (["+optimizer.lrr=1"], "optimizer.lrr=1", "torch.optim.Adam accepts: lr, betas"),
     (["+data.foo=1"], "data.foo=1", "optlab.data.BlobDataModule accepts: n_samples"),
-    (["optimized_metric=val/accuracy"], "optimized_metric='val/accuracy'", "expected one of train/loss_epoch, val/loss"),
     (["model.hidden_sizes=[8]", "+model.width=3"], "model.width=3", "optlab.model.BinaryClassifier accepts: hidden_sizes"),
 ]
 
@@ -42,6 +42,19 @@ def test_bad_value_is_refused_before_training(tmp_path: Path, overrides: list[st
     assert message.startswith(f"{named} is not valid: ") and accepted in message
     assert "\n" not in message
     assert not list(tmp_path.glob("events.out.tfevents.*")) and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("metric, epochs_run", [("val/accuracy", 1), ("test/accuracy", 3)])
+def test_an_optimized_metric_the_model_never_logs_names_what_it_logged(tmp_path: Path, metric: str, epochs_run: int) -> None:
+    """Which metrics exist is the model's to say: the check waits for the first epoch (the test, for test/)."""
+    cfg = compose_config(tmp_path, [f"optimized_metric={metric}", "trainer.max_epochs=3", "data.n_samples=200"])
+    with pytest.raises(ConfigError) as caught:
+        train_here(cfg)
+    message = str(caught.value)
+    logged = "test/acc, test/loss" if metric.startswith("test/") else "train/loss_epoch, train/loss_step, val/acc"
+    assert message.startswith(f"optimized_metric='{metric}' is not valid: this run never logged it; it logged: ")
+    assert logged in message and "\n" not in message
+    assert len(read_history(tmp_path)["train/loss_epoch"]) == epochs_run  # a val/ name costs one epoch, not the run
 
 
 @pytest.mark.parametrize(

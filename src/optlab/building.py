@@ -28,6 +28,16 @@ def unknown_argument(error: TypeError, node: DictConfig, key: str, given: Any = 
     return ConfigError(f"{key}.{name}", node.get(name), f"{target} accepts: {accepted}")
 
 
+def target_class(node: DictConfig, key: str) -> type:
+    """The class a config node's ``_target_`` names, or one line saying it cannot be imported."""
+    try:
+        return get_class(str(node._target_))
+    except Exception as error:  # noqa: BLE001  (Hydra wraps import errors of any kind)
+        cause = error.__cause__ or error
+        reason = " ".join(str(cause).split()) if isinstance(cause, ImportError) else "expected an importable class"
+        raise ConfigError(f"{key}._target_", node.get("_target_"), reason) from None
+
+
 def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``instantiate(node, **kwargs)``; a class's complaint about its argument names the config key."""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +16,33 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from optlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
 class EpochTable(TQDMProgressBar):
-    """Lightning's tqdm progress bar, and above it one row per epoch: the numbers the notebook printed.
+    """Lightning's tqdm progress bar, and above it one row per epoch of the metrics the run logged.
 
-    Each row has the epoch's mean training loss, that mean times the training rows (the
-    notebook's ``Epoch: 1 - Loss:107.9976`` is this sum), and the validation loss and
-    accuracy of that epoch. Epochs are counted from 1, as the notebook counts them; the
-    one-batch validation and test passes get no bars of their own. Rows go through logging, so the run's ``train.log`` has them too.
-    A row is written when the next epoch starts (or training ends): the epoch's training
-    loss is only computed at its very end, after every callback's ``on_train_epoch_end``.
+    The columns are ``columns`` or, by default, every epoch-level training and validation
+    metric the model logs (not ``*_step`` values, not running bests). For a data module that
+    knows its training rows (``n_train``), the training loss is also shown times those rows:
+    the notebook's ``Epoch: 1 - Loss:107.9976`` is that sum. Epochs are counted from 1, as
+    the notebook counts them; the validation and test passes get no bars of their own. Rows
+    go through logging, so the run's ``train.log`` has them too. A row is written when the
+    next epoch starts (or training ends): a model's own ``on_train_epoch_end`` logs after
+    every callback's.
     """
 
-    def __init__(self, refresh_rate: int = 25, **kwargs: Any) -> None:
+    def __init__(self, refresh_rate: int = 25, columns: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self.columns = list(columns) if columns else None
         self._pending_epoch: int | None = None
         self._validation: dict[str, float] = {}
+        self._layout: list[tuple[str, str, int]] | None = None  # (metric, heading, width), fixed by the first row
 
     def init_validation_tqdm(self) -> Tqdm:
-        return Tqdm(disable=True)  # one held-out batch: the row below says what it gave
+        return Tqdm(disable=True)  # one held-out pass: the row below says what it gave
 
     def init_test_tqdm(self) -> Tqdm:
         return Tqdm(disable=True)
@@ -45,16 +52,11 @@ class EpochTable(TQDMProgressBar):
         metrics.pop("v_num", None)  # the logger's run id (MLflow, W&B): the header names the run
         return metrics
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        if trainer.is_global_zero:
-            log.info("%5s  %10s  %12s  %10s  %8s", "epoch", "train loss", "loss x rows", "val loss", "val acc")
-
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         if not trainer.sanity_checking:
-            self._validation = {key: float(trainer.callback_metrics[key]) for key in ("val/loss", "val/acc")
-                                if key in trainer.callback_metrics}
+            self._validation = {key: float(value) for key, value in trainer.callback_metrics.items()
+                                if key.startswith("val/") and value.numel() == 1}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -74,19 +76,41 @@ class EpochTable(TQDMProgressBar):
         self._write_row(trainer)
         super().on_train_end(trainer, pl_module)
 
+    def _values(self, trainer: L.Trainer) -> dict[str, float]:
+        """This epoch's numbers: training metrics as they stand, validation as this epoch's pass left them."""
+        values = {key: float(value) for key, value in trainer.callback_metrics.items()
+                  if not key.startswith("val/") and value.numel() == 1}
+        return {**values, **self._validation}
+
+    def _plan_layout(self, trainer: L.Trainer, values: dict[str, float]) -> list[tuple[str, str, int]]:
+        names = self.columns or sorted(
+            (key for key in values if key != "epoch" and not key.startswith("test/") and not key.endswith(("_step", "_best"))),
+            key=lambda key: (not key.startswith("train/"), not key.startswith("val/")),
+        )
+        layout = [(name, name, max(len(name), 10)) for name in names]
+        rows = getattr(trainer.datamodule, "n_train", None)
+        loss = next((name for name in names if name.startswith("train/") and "loss" in name), None)
+        if isinstance(rows, int) and loss:  # the notebook printed the epoch's summed loss
+            layout.insert(names.index(loss) + 1, (f"{loss}*{rows}", "loss x rows", 12))
+        return layout
+
     def _write_row(self, trainer: L.Trainer) -> None:
         if self._pending_epoch is None or not trainer.is_global_zero:
             return
-        loss = trainer.callback_metrics.get("train/loss_epoch")
-        rows = getattr(trainer.datamodule, "n_train", None)
-        cells = [
-            self._epoch(trainer, self._pending_epoch),
-            f"{float(loss):10.4g}" if loss is not None else f"{'-':>10}",
-            f"{float(loss) * rows:12.4f}" if loss is not None and rows else f"{'-':>12}",
-            f"{self._validation['val/loss']:10.6f}" if "val/loss" in self._validation else f"{'-':>10}",
-            f"{self._validation['val/acc']:8.4f}" if "val/acc" in self._validation else f"{'-':>8}",
-        ]
-        log.info("%5s  %s", cells[0], "  ".join(cells[1:]))
+        values = self._values(trainer)
+        if self._layout is None:
+            self._layout = self._plan_layout(trainer, values)
+            log.info("%5s  %s", "epoch", "  ".join(f"{heading:>{width}}" for _, heading, width in self._layout))
+        cells = []
+        for name, _, width in self._layout:
+            metric, _, rows = name.partition("*")
+            if metric not in values:
+                cells.append(f"{'-':>{width}}")
+            elif rows:
+                cells.append(f"{values[metric] * int(rows):{width}.4f}")
+            else:
+                cells.append(f"{values[metric]:{width}.6g}")
+        log.info("%5s  %s", self._epoch(trainer, self._pending_epoch), "  ".join(cells))
         self._pending_epoch, self._validation = None, {}
 
 
@@ -147,3 +171,43 @@ class CheckpointOnInterrupt(Callback):
         path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
         trainer.save_checkpoint(path)
         log.info("interrupted at epoch %d, step %d: saved %s", trainer.current_epoch, trainer.global_step, path)
+
+
+def require_logged(metric: str, logged: Any) -> None:
+    """``optimized_metric`` names something the run logged, or one line listing what it did log."""
+    if metric not in logged:
+        names = sorted(name for name in logged if name != "epoch")
+        raise ConfigError("optimized_metric", metric, f"this run never logged it; it logged: {', '.join(names) or 'nothing'}")
+
+
+class RequireLoggedMetric(Callback):
+    """Stop after the first epoch, not after the whole run, when ``optimized_metric`` was never logged.
+
+    Checked when the second epoch starts (or training ends), once the first epoch's training
+    and validation metrics are all in: a model's own ``on_train_epoch_end`` logs after every
+    callback's. A ``test/`` metric is only logged by the test after training; the task checks it then.
+    """
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self._validated = self._trained = False
+        self._checked = metric.startswith("test/")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trained = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = self._validated or not trainer.sanity_checking
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: L.Trainer) -> None:
+        # An epoch without validation (check_val_every_n_epoch) may not have logged a val/ metric yet.
+        if self._checked or not self._trained or (self.metric.startswith("val/") and not self._validated):
+            return
+        self._checked = True
+        require_logged(self.metric, trainer.callback_metrics)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -71,25 +72,49 @@ def _choice(run: DictConfig | None, group: str) -> str:
     return f"{group}={choice} ({target})" if choice else str(target or "")
 
 
-def check_model_fits(checkpoint: dict[str, Any], path: Any, hidden_sizes: Any) -> None:
-    trained = list(checkpoint["hyper_parameters"].get("hidden_sizes", []))
-    if trained != list(hidden_sizes):
-        raise ConfigError(
-            "ckpt_path", path,
-            f"it holds a model with model.hidden_sizes={trained}, this run builds {list(hidden_sizes)}: "
-            f"pass model.hidden_sizes=[{','.join(map(str, trained))}] to resume it",
-        )
+def _differing_settings(trained: DictConfig | None, current: DictConfig | None, choices: Mapping[str, str]) -> list[str]:
+    """``data=blobs`` or ``model.hidden_sizes=[8, 8]``: the model and data settings the checkpoint's run had and this run has not."""
+    if trained is None or current is None:
+        return []
+    differing = []
+    for group in ("model", "data"):
+        trained_choice = OmegaConf.select(trained, f"choices.{group}")
+        if trained_choice and choices.get(group) and trained_choice != choices[group]:
+            differing.append(f"{group}={trained_choice}")
+            continue
+        before, now = OmegaConf.select(trained, group) or {}, OmegaConf.select(current, group) or {}
+        for key in before:
+            if key != "_target_" and before.get(key) != now.get(key):
+                value = OmegaConf.to_container(before[key]) if OmegaConf.is_config(before[key]) else before[key]
+                differing.append(f"{group}.{key}={value}")
+    return differing
 
 
-def check_input_fits(checkpoint: dict[str, Any], path: Any, n_features: int) -> None:
-    """After the data is made: the checkpoint's first layer takes as many features as the data has."""
-    trained = checkpoint["hyper_parameters"].get("input_size")
-    if trained != n_features:
-        data = _choice(trained_with(path), "data") or "the data it was trained with"
-        raise ConfigError(
-            "ckpt_path", path,
-            f"it holds a model taking {trained} features, this run's data has {n_features}: pass {data.split(' ')[0]}",
-        )
+def check_state_fits(
+    checkpoint: dict[str, Any], path: Any, model: torch.nn.Module, cfg: DictConfig | None = None,
+    choices: Mapping[str, str] | None = None,
+) -> None:
+    """The checkpoint's tensors fit the model this run built: same names, same shapes.
+
+    Read from the two state dicts, so it holds for any model; when the checkpoint's run
+    directory is still there, the message names the settings it was trained with.
+    """
+    saved = {name: tuple(tensor.shape) for name, tensor in checkpoint["state_dict"].items()}
+    built = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    if (shape := next(((n, saved[n], built[n]) for n in built if n in saved and saved[n] != built[n]), None)):
+        name, trained, this = shape
+        problem = f"its {name} has shape {list(trained)}, this run's model has {list(this)}"
+    elif missing := [name for name in built if name not in saved]:
+        problem = f"it has no {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + \
+            f", which this run's {type(model).__name__} has"
+    elif extra := [name for name in saved if name not in built]:
+        problem = f"it holds {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "") + \
+            f", which this run's {type(model).__name__} does not have"
+    else:
+        return
+    settings = _differing_settings(trained_with(path), cfg, choices or {})
+    hint = f": it was trained with {' '.join(settings)}" if settings else ": pass the model and data settings it was trained with"
+    raise ConfigError("ckpt_path", path, problem + hint)
 
 
 def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer: torch.optim.Optimizer, configured: str) -> None:

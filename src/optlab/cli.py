@@ -34,6 +34,13 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def hydra_choices() -> dict[str, str]:
+    """The group choices Hydra composed the config from (``optimizer: adam``), if Hydra did."""
+    if not HydraConfig.initialized():
+        return {}
+    return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items() if choice is not None}
+
+
 def launched_rank() -> int:
     """This process's rank as the launcher that started it says (0 for a plain run), known before Lightning starts."""
     for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):

@@ -115,6 +115,22 @@ def relative(path: Path) -> str:
         return str(path)
 
 
+def _declares(model: Any, argument: str) -> bool:
+    import inspect
+
+    return argument in inspect.signature(type(model)).parameters
+
+
+def layer_widths(model: Any) -> list[int]:
+    """``[64, 256, 1024, 1]`` for a model whose only weighted layers are Linear ones; else nothing."""
+    from torch import nn
+
+    weighted = [module for module in model.modules() if next(module.parameters(recurse=False), None) is not None]
+    if not weighted or not all(isinstance(module, nn.Linear) for module in weighted):
+        return []
+    return [weighted[0].in_features, *(layer.out_features for layer in weighted)]
+
+
 def parameters(model: Any) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
@@ -128,15 +144,15 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any
     if hasattr(datamodule, "splits"):
         (x_train, _), (x_held, _) = datamodule.splits["train"], datamodule.splits["held_out"]
         data += f": {len(x_train)} training / {len(x_held)} held-out rows of {x_train.shape[1]} features, batch {datamodule.batch_size}"
-    widths = [model.hparams.input_size, *model.hparams.hidden_sizes, 1] if "hidden_sizes" in model.hparams else []
-    network = f"{choices.get('model', type(model).__name__)}: {'-'.join(map(str, widths))}, {parameters(model):,} parameters"
+    widths = "-".join(map(str, layer_widths(model)))
+    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{parameters(model):,} parameters"
     optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    rows = [
-        ("data", data),
-        ("model", network),
-        ("optimizer", f"{choices.get('optimizer', '')}: {optimizer['_target_']}({describe_arguments(optimizer)})"),
-    ]
-    if cfg.get("scheduler"):
+    rows = [("data", data), ("model", network)]
+    if _declares(model, "optimizer"):
+        rows.append(("optimizer", f"{choices.get('optimizer', '')}: {optimizer['_target_']}({describe_arguments(optimizer)})"))
+    else:
+        rows.append(("optimizer", f"{type(model).__name__}.configure_optimizers (it takes no optimizer argument)"))
+    if cfg.get("scheduler") and _declares(model, "scheduler"):
         scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
         rows.append(("scheduler", f"{scheduler['_target_']}({describe_arguments(scheduler)})"))
     accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
@@ -148,10 +164,20 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any
     return header(rows)
 
 
+def metric_list(metrics: Mapping[str, float], prefix: str, suffix: str = "") -> str:
+    """``loss 0.000123, acc 0.999``: the metrics named ``<prefix>*<suffix>``, as the run logged them."""
+    shown = [(name.removeprefix(prefix).removesuffix(suffix), value) for name, value in metrics.items()
+             if name.startswith(prefix) and name.endswith(suffix) and (suffix or not name.endswith(("_best", "_step")))]
+    return ", ".join(f"{name} {value:.6g}" for name, value in shown)
+
+
 def closing_block(metrics: Mapping[str, float], output_dir: Path, loggers: Mapping[str, Any] | None) -> str:
-    rows = [("test", f"accuracy {metrics['test/acc']:.4f}, loss {metrics['test/loss']:.6f}")]
-    if "val/loss_best" in metrics:
-        rows.append(("best val", f"loss {metrics['val/loss_best']:.6f}, accuracy {metrics['val/acc_best']:.4f}"))
+    """The run's final numbers, whatever the model logged, then where to look."""
+    rows = [(label, text) for label, text in (
+        ("test", metric_list(metrics, "test/")),
+        ("val", metric_list(metrics, "val/")),
+        ("best val", metric_list(metrics, "val/", "_best")),
+    ) if text]
     rows.append(("run", relative(output_dir)))
     rows += [("look", command) for command in look_commands(loggers, output_dir)]
     return header(rows)

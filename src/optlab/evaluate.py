@@ -1,4 +1,4 @@
-"""The evaluation task: score a saved checkpoint on the held-out rows of the configured data."""
+"""The evaluation task: score a saved checkpoint on the test data of the configured data module."""
 
 from __future__ import annotations
 
@@ -6,25 +6,45 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from optlab.building import build, build_group, build_trainer
-from optlab.checkpoints import check_input_fits, load_checkpoint
+from optlab.building import build, build_group, build_trainer, target_class
+from optlab.checkpoints import check_state_fits, load_checkpoint
+from optlab.cli import hydra_choices
 from optlab.console import closing_block, quiet_lightning
+from optlab.model_arguments import data_arguments, linked_arguments
 from optlab.results import RunResult
 
 log = logging.getLogger(__name__)
 
 
+def load_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The checkpoint's model, rebuilt from its hyper-parameters with the sizes this run's data has.
+
+    Sizes come from the data as in training, so a checkpoint trained on other data is one
+    line naming the tensor that does not fit, not a matrix-shape error in the middle of the test.
+    """
+    model_class = target_class(cfg.model, "model")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    # What the checkpoint's hyper-parameters lack, and every size the data knows (it may differ from the checkpoint's).
+    linked = {**linked_arguments(model_class, datamodule, configured=checkpoint["hyper_parameters"].keys()),
+              **data_arguments(model_class, datamodule)}
+    try:
+        # weights_only: the checkpoint's hyper-parameters rebuild the network; nothing pickled runs.
+        return model_class.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True, **linked)
+    except RuntimeError as error:
+        if "state_dict" not in str(error):  # torch's "Error(s) in loading state_dict": a mismatch
+            raise
+        rebuilt = model_class(**{**checkpoint["hyper_parameters"], **linked})
+        check_state_fits(checkpoint, cfg.ckpt_path, rebuilt, cfg, hydra_choices())
+        raise
+
+
 def evaluate(cfg: DictConfig) -> RunResult:
-    """Test the checkpoint's weights on the held-out rows (checked by ``optlab.validation.validate_evaluation``)."""
+    """Test the checkpoint's weights (checked by ``optlab.validation.validate_evaluation``)."""
     quiet_lightning()
     datamodule: L.LightningDataModule = build(cfg.data, "data")
-    model_class = get_class(cfg.model._target_)
-    # weights_only: the checkpoint's hyper-parameters rebuild the network; nothing pickled runs.
-    model = model_class.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
-    check_input_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, datamodule.n_features)
+    model = load_model(cfg, datamodule)
     trainer: L.Trainer = build_trainer(cfg.trainer, logger=build_group(cfg.get("logger"), "logger"))
     metrics = {name: float(value) for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
     if trainer.is_global_zero:

@@ -1,12 +1,14 @@
 """``comparison.png``: the notebook's closing plot, for any sweep.
 
-Training loss per epoch, one line per configuration; jobs that differ only by seed are
-drawn as their mean with a band of ± one standard deviation.
+One panel per metric (``report.panels``, or every training and validation metric the
+jobs logged per epoch), one line per configuration; jobs that differ only by seed are drawn
+as their mean with a band of ± one standard deviation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +17,37 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from optlab.sweeps import Group
+from optlab.sweeps import Group, Job, ReportSettings, epoch_metrics, logged_tags
 
-FIGURE_SIZE = (12.0, 4.8)  # inches; at DPI 100 the PNG is 1200 x 480 pixels
+PANEL_SIZE = (6.0, 4.8)  # inches per panel; at DPI 100 two panels make a 1200 x 480 PNG
 DPI = 100
-# (tag, title, y label, bounds the ± std band is clipped to)
-PANELS = (
-    ("train/loss_epoch", "Training loss per epoch", "epoch mean BCE loss", (0.0, np.inf)),
-    ("val/acc", "Validation accuracy per epoch", "accuracy on held-out rows", (0.0, 1.0)),
-)
+MAX_PANELS = 4
+
+
+@dataclass(frozen=True)
+class Panel:
+    tag: str
+    bounds: tuple[float, float]  # what the ± std band is clipped to
+
+    @property
+    def title(self) -> str:
+        return f"{self.tag} per epoch"
+
+
+def panel_for(tag: str) -> Panel:
+    """A loss is never below zero, an accuracy stays within [0, 1]: the band is clipped to match."""
+    name = tag.rsplit("/", 1)[-1]
+    if "acc" in name:
+        return Panel(tag, (0.0, 1.0))
+    if "loss" in name:
+        return Panel(tag, (0.0, np.inf))
+    return Panel(tag, (-np.inf, np.inf))
+
+
+def plot_panels(jobs: Sequence[Job], settings: ReportSettings) -> list[Panel]:
+    """``report.panels``, or every training and validation metric the jobs logged per epoch."""
+    tags = settings.panels or [tag for tag in epoch_metrics(logged_tags(jobs)) if tag.startswith(("train/", "val/"))]
+    return [panel_for(tag) for tag in list(tags)[:MAX_PANELS]]
 
 
 def series(group: Group, tag: str) -> np.ndarray:
@@ -40,9 +64,8 @@ def spans_decades(values: np.ndarray) -> bool:
     return bool(positive.size > 1 and positive.max() / positive.min() > 100)
 
 
-def draw_panel(
-    axes: Axes, groups: Sequence[Group], tag: str, title: str, ylabel: str, bounds: tuple[float, float]
-) -> None:
+def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
+    tag, bounds = panel.tag, panel.bounds
     curves_by_group = [(group, series(group, tag)) for group in groups]
     curves_by_group = [(group, curves) for group, curves in curves_by_group if curves.size]
     log_scale = "loss" in tag and spans_decades(np.concatenate([c.ravel() for _, c in curves_by_group] or [np.empty(0)]))
@@ -60,20 +83,21 @@ def draw_panel(
             axes.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     if log_scale:
         axes.set_yscale("log")
-    axes.set_title(title)
+    axes.set_title(panel.title)
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_ylabel(ylabel)
+    axes.set_ylabel(tag)
     axes.grid(True, alpha=0.3)
     if curves_by_group:
         axes.legend(fontsize="small")
 
 
-def plot_comparison(groups: Sequence[Group], path: Path, title: str) -> None:
-    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+def plot_comparison(groups: Sequence[Group], panels: Sequence[Panel], path: Path, title: str) -> None:
+    panels = panels or [panel_for("train/loss")]  # nothing logged per epoch: an empty panel says so
+    figure = Figure(figsize=(PANEL_SIZE[0] * len(panels), PANEL_SIZE[1]), dpi=DPI)
     FigureCanvasAgg(figure)
-    for axes, panel in zip(figure.subplots(1, len(PANELS)), PANELS):
-        draw_panel(axes, groups, *panel)
+    for axes, panel in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels):
+        draw_panel(axes, groups, panel)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=DPI)

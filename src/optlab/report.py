@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from optlab.console import look_commands, plural, relative
-from optlab.sweeps import METRIC_COLUMNS, Group, Job, Ranking, find_jobs, group_by_seed, label, sweep_ranking, varying_keys
+from optlab.sweeps import Column, Group, Job, ReportSettings, find_jobs, group_by_seed, label, metric_columns, read_settings, varying_keys
 
 
 def format_number(value: float | None) -> str:
@@ -37,13 +37,13 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{format_number(statistics.fmean(values))} ± {format_number(statistics.stdev(values))}"
 
 
-def write_csv(jobs: Sequence[Job], path: Path) -> None:
+def write_csv(jobs: Sequence[Job], columns: Mapping[str, Column], path: Path) -> None:
     with path.open("w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["job", "overrides", "status", *METRIC_COLUMNS, "error"])
+        writer.writerow(["job", "overrides", "status", *columns, "error"])
         for job in jobs:
             overrides = ",".join(f"{key}={value}" for key, value in job.overrides.items())
-            values = [METRIC_COLUMNS[column](job) for column in METRIC_COLUMNS]
+            values = [read(job) for read in columns.values()]
             writer.writerow([job.path.name, overrides, job.status, *("" if v is None else repr(v) for v in values), job.error])
 
 
@@ -59,8 +59,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
     return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
 
 
-# The columns the console table keeps (the files have them all).
-CONSOLE_COLUMNS = ("final_train_loss", "best_val_loss", "final_val_acc", "test_acc", "fit_seconds")
+# Columns the console table leaves to the files (summary.md, summary.csv).
+FILE_ONLY_COLUMNS = ("epochs", "steps_per_second")
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Tables:
     jobs: tuple[list[str], list[list[str]]]
 
 
-def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: Ranking, columns: Sequence[str]) -> Tables:
+def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: ReportSettings, columns: Mapping[str, Column]) -> Tables:
     def rank_value(job: Job) -> float | None:
         return job.final(ranking.metric) if job.status == "ok" else None
 
@@ -90,12 +90,12 @@ def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: Rankin
         ordered_groups = sorted(groups, key=lambda group: ranking.key(group_metric[group.label]))
         group_table = (
             ["configuration", "seeds ok", *columns],
-            [[group.label, str(len(group.values("epochs")))] + [mean_std(group.values(column)) for column in columns]
+            [[group.label, str(sum(job.status == "ok" for job in group.jobs))] + [mean_std(group.values(read)) for read in columns.values()]
              for group in ordered_groups],
         )
     job_table = (
         ["job", "overrides", "status", *columns, "error"],
-        [[str(job.number), label(job, keys), job.status] + [format_number(METRIC_COLUMNS[column](job)) for column in columns]
+        [[str(job.number), label(job, keys), job.status] + [format_number(read(job)) for read in columns.values()]
          + [job.error] for job in ordered],
     )
     return Tables(heading, group_table, job_table)
@@ -111,7 +111,9 @@ def write_markdown(sweep_dir: Path, tables: Tables, path: Path) -> None:
 
 def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, Any] | None) -> str:
     """The sweep's table as the console shows it when the sweep ends, then where to look further."""
-    tables = summary_tables(jobs, group_by_seed(jobs), sweep_ranking(jobs), CONSOLE_COLUMNS)
+    settings = read_settings(jobs)
+    columns = {name: read for name, read in metric_columns(jobs, settings).items() if name not in FILE_ONLY_COLUMNS}
+    tables = summary_tables(jobs, group_by_seed(jobs), settings, columns)
     lines = ["", f"sweep {relative(sweep_dir)}: {tables.heading.replace('`', '')}"]
     if tables.groups:
         lines += ["", "mean ± std over seeds:", *text_table(*tables.groups), "", "jobs:"]
@@ -127,16 +129,17 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, 
 
 def build_report(sweep_dir: Path) -> list[Job]:
     """Write comparison.png, summary.csv and summary.md into ``sweep_dir``; return the jobs found."""
-    from optlab.plot import plot_comparison
+    from optlab.plot import plot_comparison, plot_panels
 
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
     if not jobs:
         raise FileNotFoundError(f"no job directories (*/.hydra/overrides.yaml) under {sweep_dir}")
-    groups = group_by_seed(jobs)
-    write_csv(jobs, sweep_dir / "summary.csv")
-    write_markdown(sweep_dir, summary_tables(jobs, groups, sweep_ranking(jobs), list(METRIC_COLUMNS)), sweep_dir / "summary.md")
-    plot_comparison(groups, sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}")
+    groups, settings = group_by_seed(jobs), read_settings(jobs)
+    columns = metric_columns(jobs, settings)
+    write_csv(jobs, columns, sweep_dir / "summary.csv")
+    write_markdown(sweep_dir, summary_tables(jobs, groups, settings, columns), sweep_dir / "summary.md")
+    plot_comparison(groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}")
     return jobs
 
 

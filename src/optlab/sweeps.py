@@ -44,21 +44,40 @@ class Job:
 
     @property
     def epochs(self) -> int:
-        return len(self.scalars.get("train/loss_epoch", []))
+        """Epochs with logged metrics: the longest epoch-level training or validation curve."""
+        return max((len(values) for tag, values in self.scalars.items()
+                    if tag.startswith(("train/", "val/")) and not tag.endswith("_step")), default=0)
 
 
-# Column name -> how to read it from a job. The same columns feed the CSV, the Markdown
-# tables and the mean ± std of seed groups.
-METRIC_COLUMNS: dict[str, Callable[[Job], float | None]] = {
-    "final_train_loss": lambda job: job.final("train/loss_epoch"),
-    "best_val_loss": lambda job: job.best("val/loss"),
-    "final_val_acc": lambda job: job.final("val/acc"),
-    "test_acc": lambda job: job.final("test/acc"),
-    "test_loss": lambda job: job.final("test/loss"),
-    "epochs": lambda job: job.epochs or None,
-    "fit_seconds": lambda job: job.fit_seconds,
-    "steps_per_second": lambda job: job.steps_per_second,
-}
+def epoch_metrics(tags: Sequence[str]) -> list[str]:
+    """The tags worth a column or a panel: not steps, not Lightning's ``epoch``, not running bests."""
+    kept = [tag for tag in tags if tag != "epoch" and not tag.endswith(("_step", "_best"))]
+    return sorted(kept, key=lambda tag: next((i for i, stage in enumerate(STAGES) if tag.startswith(stage)), len(STAGES)))
+
+
+STAGES = ("train/", "val/", "test/")
+
+
+def logged_tags(jobs: Sequence[Job]) -> list[str]:
+    """Every tag any job logged, in the order first seen."""
+    return list(dict.fromkeys(tag for job in jobs for tag in job.scalars))
+
+
+Column = Callable[[Job], float | None]
+
+
+def metric_columns(jobs: Sequence[Job], settings: ReportSettings) -> dict[str, Column]:
+    """Column name -> how to read it from a job: the final value of each metric the sweep logged
+    (or ``report.metrics``), the best of ``optimized_metric``, then epochs and timings.
+    The same columns feed the CSV, the Markdown tables and the statistics of seed groups."""
+    metrics = list(settings.metrics or epoch_metrics(logged_tags(jobs)))
+    columns: dict[str, Column] = {tag: (lambda job, tag=tag: job.final(tag)) for tag in metrics}
+    mode = "min" if settings.direction == "minimize" else "max"
+    columns[f"best {settings.metric}"] = lambda job: job.best(settings.metric, mode)
+    columns["epochs"] = lambda job: job.epochs or None
+    columns["fit_seconds"] = lambda job: job.fit_seconds
+    columns["steps_per_second"] = lambda job: job.steps_per_second
+    return columns
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[float]]:
@@ -109,8 +128,9 @@ class Group:
     label: str
     jobs: list[Job]
 
-    def values(self, column: str) -> list[float]:
-        return [v for job in self.jobs if job.status == "ok" and (v := METRIC_COLUMNS[column](job)) is not None]
+    def values(self, column: Column) -> list[float]:
+        """The column's values over the group's finished jobs."""
+        return [v for job in self.jobs if job.status == "ok" and (v := column(job)) is not None]
 
 
 def group_by_seed(jobs: Sequence[Job]) -> list[Group]:
@@ -123,24 +143,31 @@ def group_by_seed(jobs: Sequence[Job]) -> list[Group]:
 
 
 @dataclass
-class Ranking:
+class ReportSettings:
+    """How a sweep is ranked and shown: ``optimized_metric``, ``optimized_direction`` and ``report`` in the jobs' config."""
+
     metric: str = "val/loss"
     direction: str = "minimize"
+    metrics: tuple[str, ...] = ()  # empty: every metric the jobs logged
+    panels: tuple[str, ...] = ()   # empty: the training and validation metrics
 
     def key(self, value: float | None) -> float:
+        """Sort key: best first, missing values last."""
         if value is None:
             return float("inf")
         return value if self.direction == "minimize" else -value
 
 
-def sweep_ranking(jobs: Sequence[Job]) -> Ranking:
-    """``optimized_metric`` and ``optimized_direction`` from the jobs' own resolved config."""
+def read_settings(jobs: Sequence[Job]) -> ReportSettings:
+    """The settings from the first job's own resolved config."""
     for job in jobs:
         config_file = job.path / ".hydra" / "config.yaml"
         if config_file.is_file():
             config = OmegaConf.load(config_file)
-            return Ranking(
+            return ReportSettings(
                 metric=str(config.get("optimized_metric", "val/loss")),
                 direction=str(config.get("optimized_direction", "minimize")),
+                metrics=tuple(OmegaConf.select(config, "report.metrics") or ()),
+                panels=tuple(OmegaConf.select(config, "report.panels") or ()),
             )
-    return Ranking()
+    return ReportSettings()

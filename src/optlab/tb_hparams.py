@@ -21,17 +21,18 @@ Scalar = int | float | str
 
 
 def run_hparams(cfg: DictConfig, optimizer_name: str) -> dict[str, Scalar]:
-    """The settings that tell runs apart, flattened to scalars HParams can display."""
-    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    assert isinstance(optimizer, dict)
+    """The settings that tell runs apart, flattened to scalars HParams can display.
+
+    Every top-level setting of the optimizer, model and data configs (nested mappings,
+    such as the notebook model's ``init_params``, are left to the resolved config), whatever
+    the model and data module are.
+    """
     values: dict[str, Any] = {"optimizer": optimizer_name, "seed": cfg.seed}
-    values.update(
-        {f"optimizer/{key}": value for key, value in optimizer.items() if not key.startswith("_")}
-    )
-    values["data/batch_size"] = cfg.data.batch_size
-    values["model/hidden_sizes"] = OmegaConf.to_container(cfg.model.hidden_sizes)
-    if "init" in cfg.model:
-        values["model/init"] = cfg.model.init
+    for group in ("optimizer", "model", "data"):
+        node = OmegaConf.to_container(cfg[group], resolve=True) if cfg.get(group) is not None else {}
+        assert isinstance(node, dict)
+        values.update({f"{group}/{key}": value for key, value in node.items()
+                       if not key.startswith("_") and not isinstance(value, Mapping)})
     values["trainer/max_epochs"] = cfg.trainer.max_epochs
     return {key: _scalar(value) for key, value in values.items()}
 
@@ -47,13 +48,13 @@ def _scalar(value: Any) -> Scalar:
 
 
 @rank_zero_only
-def write_hparams_session(loggers: Sequence[Logger], hparams: Mapping[str, Scalar], metric_tags: Sequence[str]) -> None:
-    """Record one HParams session per TensorBoard run; metric values come from its scalars.
+def write_hparams_session(loggers: Sequence[Logger], hparams: Mapping[str, Scalar]) -> None:
+    """Record one HParams session per TensorBoard run; its metrics are the run's own scalar tags.
 
     A plain function called once before ``fit`` rather than a callback: every callback is
     visited on each of Lightning's per-step hooks.
     """
-    _, session_start, session_end = hparams_summaries(dict(hparams), {tag: 0.0 for tag in metric_tags})
+    _, session_start, session_end = hparams_summaries(dict(hparams), {})
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment._get_file_writer()

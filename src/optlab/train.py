@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from optlab.cli import hydra_choices
 from optlab.config_tree import print_config_tree, save_config_tree
 from optlab.console import closing_block, quiet_lightning, run_header
 from optlab.errors import ConfigError, Interrupted, NumericalError, OutputDirInUse
@@ -25,18 +26,12 @@ from optlab.loggers import MetricHistory
 from optlab.results import RunResult, earlier_run_file, in_use_message
 from optlab.tb_hparams import run_hparams, write_hparams_session
 from optlab.threads import set_threads
-from optlab.building import build, build_group, build_trainer
-from optlab.checkpoints import check_input_fits, load_checkpoint
-from optlab.validation import METRIC_TAGS
+from optlab.building import build, build_group, build_trainer, target_class
+from optlab.callbacks import RequireLoggedMetric, require_logged
+from optlab.checkpoints import check_state_fits, load_checkpoint
+from optlab.model_arguments import linked_arguments, unused_factories
 
 log = logging.getLogger(__name__)
-
-
-def hydra_choices() -> dict[str, str]:
-    """The group choices Hydra composed the config from (``optimizer: adam``), if Hydra did."""
-    if not HydraConfig.initialized():
-        return {}
-    return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items() if choice is not None}
 
 
 def optimizer_name(cfg: DictConfig) -> str:
@@ -96,20 +91,24 @@ def train(cfg: DictConfig) -> RunResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule: L.LightningDataModule = build(cfg.data, "data")
-    if cfg.get("ckpt_path"):
-        check_input_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, datamodule.n_features)
+    factories = {
+        "optimizer": instantiate(cfg.optimizer),
+        "scheduler": instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    }
+    model_class = target_class(cfg.model, "model")
+    for name in unused_factories(model_class, factories):
+        log.warning("%s takes no %s argument: its own configure_optimizers decides, and %s= is not used",
+                    model_class.__name__, name, name)
+    # Arguments the model declares and its config does not set: the factories, and sizes the data knows.
+    linked = linked_arguments(model_class, datamodule, configured=cfg.model.keys(), factories=factories)
     # The notebook calls torch.manual_seed(2020) right before it creates the layers.
     torch.manual_seed(cfg.seed)
-    model: L.LightningModule = build(
-        cfg.model,
-        "model",
-        input_size=datamodule.n_features,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        _convert_="all",
-    )
+    model: L.LightningModule = build(cfg.model, "model", **linked, _convert_="all")
+    if cfg.get("ckpt_path"):
+        check_state_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, model, cfg, hydra_choices())
 
     callbacks: list[Callback] = build_group(cfg.get("callbacks"), "callbacks")
+    callbacks.append(RequireLoggedMetric(cfg.optimized_metric))
     # MetricHistory records every metric for result.json and the sweep report, whatever the configured loggers.
     loggers: list[Logger] = [*build_group(cfg.get("logger"), "logger"), MetricHistory(output_dir)]
     trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -118,7 +117,7 @@ def train(cfg: DictConfig) -> RunResult:
     hparams = run_hparams(cfg, optimizer_name(cfg))
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
-    write_hparams_session(trainer.loggers, hparams, METRIC_TAGS)
+    write_hparams_session(trainer.loggers, hparams)
     if trainer.is_global_zero:
         log.info("%s", run_header(cfg, hydra_choices(), datamodule, model, trainer, threads, output_dir))
 
@@ -143,6 +142,7 @@ def train(cfg: DictConfig) -> RunResult:
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+    require_logged(cfg.optimized_metric, metrics)
     if trainer.is_global_zero:
         log.info("%s", closing_block(metrics, output_dir, cfg.get("logger")))
     return RunResult(status="ok", metrics=metrics, fit_seconds=fit_seconds, steps=trainer.global_step)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optlab.cli import in_sweep
 from optlab.arguments import is_number
 from optlab.building import build, unknown_argument
-from optlab.checkpoints import check_model_fits, check_optimizer_fits, check_scheduler_fits, load_checkpoint
+from optlab.checkpoints import check_optimizer_fits, check_scheduler_fits, load_checkpoint
 from optlab.errors import ConfigError, UserError
 from optlab.nets import INITIALISERS
 
@@ -27,8 +27,6 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # Lightning's short names for its precisions: "16" is 16-mixed (float32 weights), not 16-true.
 PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", *PRECISION_ALIASES)
-# What every training run logs, and so what optimized_metric may name.
-METRIC_TAGS = ("train/loss_epoch", "val/loss", "val/acc", "val/loss_best", "val/acc_best", "test/loss", "test/acc")
 
 
 def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
@@ -146,12 +144,14 @@ def check_accelerator(accelerator: Any) -> None:
 
 
 def check_checkpoint(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:
-    """A resume checkpoint is readable and fits the configured model, optimizer and scheduler."""
+    """A resume checkpoint is readable and fits the configured optimizer and scheduler.
+
+    Whether its tensors fit the model is checked once the model is built (``check_state_fits``).
+    """
     path = cfg.get("ckpt_path")
     if path is None:
         return
     checkpoint = load_checkpoint(path)
-    check_model_fits(checkpoint, path, cfg.model.get("hidden_sizes", []))
     choice = HydraConfig.get().runtime.choices.get("optimizer") if HydraConfig.initialized() else None
     check_optimizer_fits(checkpoint, path, optimizer, f"optimizer={choice} ({cfg.optimizer._target_})" if choice else cfg.optimizer._target_)
     check_scheduler_fits(checkpoint, path, cfg.get("scheduler"))
@@ -179,7 +179,8 @@ def validate(cfg: DictConfig) -> None:
     check_precision(cfg.trainer.get("precision"), cfg.optimizer)
     check_clipping(cfg.trainer, cfg.optimizer)
     check_checkpoint(cfg, optimizer)
-    if cfg.get("optimized_metric") not in METRIC_TAGS:
-        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), f"expected one of {', '.join(METRIC_TAGS)}")
+    # Which metrics exist is the model's to say: a name it never logs is refused after the first epoch.
+    if not isinstance(cfg.get("optimized_metric"), str) or not cfg.optimized_metric:
+        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), "expected the name of a logged metric, e.g. val/loss")
     if cfg.get("optimized_direction", "minimize") not in ("minimize", "maximize"):
         raise ConfigError("optimized_direction", cfg.get("optimized_direction"), "expected minimize or maximize")

@@ -41,8 +41,13 @@ class InMemoryDataModule(L.LightningDataModule):
 
     @property
     def n_features(self) -> int:
-        """Input width of the model: read from the data, not repeated in the model config."""
+        """Columns of the feature matrix."""
         return self.splits["train"][0].shape[1]
+
+    @property
+    def input_size(self) -> int:
+        """The model's input width: the task hands it to a model that declares ``input_size``."""
+        return self.n_features
 
     @property
     def n_train(self) -> int:
