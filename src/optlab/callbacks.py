@@ -109,7 +109,7 @@ class EpochTable(TQDMProgressBar):
             elif rows:
                 cells.append(f"{values[metric] * int(rows):{width}.4f}")
             else:
-                cells.append(f"{values[metric]:{width}.6g}")
+                cells.append(f"{values[metric]:{width}.5g}")
         log.info("%5s  %s", self._epoch(trainer, self._pending_epoch), "  ".join(cells))
         self._pending_epoch, self._validation = None, {}
 
