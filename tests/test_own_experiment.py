@@ -22,7 +22,7 @@ from conftest import ROOT, hparams_session, job_dirs, read_scalars
 from hydra import compose, initialize_config_dir
 
 from optlab.cli import execute
-from optlab.errors import ConfigError
+from optlab.errors import ConfigError, UserError
 from optlab.results import read_history, read_result
 from optlab.validation import validate
 
@@ -172,6 +172,33 @@ def test_what_does_not_fit_is_one_line(user_checkout: tuple[Path, list[list[str]
         execute("optlab.train:train", cfg, checks=validate)
     assert str(caught.value).startswith(message.format(run=run_dir)) and "\n" not in str(caught.value)
     assert not (tmp_path / "checkpoints").exists()  # refused before training
+
+
+def test_a_module_without_what_lightning_needs_is_one_line(user_checkout: tuple[Path, list[list[str]]],
+                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A LightningModule with no configure_optimizers and no optimizer argument: Lightning's own complaint, on one line."""
+    work, _ = user_checkout
+    (work / "myproject" / "unfinished.py").write_text(textwrap.dedent("""
+        import lightning as L
+        import torch
+
+
+        class Unfinished(L.LightningModule):
+            def __init__(self, input_size: int) -> None:
+                super().__init__()
+                self.layer = torch.nn.Linear(input_size, 10)
+
+            def training_step(self, batch, batch_idx):
+                x, y = batch
+                return torch.nn.functional.cross_entropy(self.layer(x), y)
+    """))
+    monkeypatch.syspath_prepend(str(work))
+    cfg = compose_in(work, tmp_path, ["data=mydigits", "model=mydigits", "model._target_=myproject.unfinished.Unfinished",
+                                      "~model.hidden_sizes"])
+    with pytest.raises(UserError) as caught:
+        execute("optlab.train:train", cfg, checks=validate)
+    assert str(caught.value).startswith("model (Unfinished): No `configure_optimizers()` method defined.")
+    assert "\n" not in str(caught.value)
 
 
 def test_the_shipped_digits_experiment_reaches_095_test_accuracy_with_adam(tmp_path: Path) -> None:

@@ -15,13 +15,13 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from optlab.cli import hydra_choices
 from optlab.config_tree import print_config_tree, save_config_tree
 from optlab.console import closing_block, quiet_lightning, run_header
-from optlab.errors import ConfigError, Interrupted, NumericalError, OutputDirInUse
+from optlab.errors import Interrupted, NumericalError, OutputDirInUse, UserError
 from optlab.loggers import MetricHistory
 from optlab.results import RunResult, earlier_run_file, in_use_message
 from optlab.tb_hparams import run_hparams, write_hparams_session
@@ -130,6 +130,8 @@ def train(cfg: DictConfig) -> RunResult:
             f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
             f"resume with ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
         ) from None
+    except MisconfigurationException as error:  # what Lightning needs of a module it was not given
+        raise UserError(f"model ({type(model).__name__}): {' '.join(str(error).split())}") from None
     except RuntimeError as error:
         # BCELoss refuses probabilities outside [0, 1]: after a divergence the sigmoid gives NaN.
         if "between 0 and 1" not in str(error):
