@@ -77,7 +77,7 @@ def user_checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
 @pytest.fixture(scope="module")
 def user_run(user_checkout: tuple[Path, list[list[str]]]) -> tuple[Path, subprocess.CompletedProcess[str]]:
     work, (single, _) = user_checkout
-    result = run([sys.executable, "train.py", *single, *QUICK, "hydra.run.dir=run"], cwd=work)
+    result = run([sys.executable, "train.py", *single, *QUICK, "logger=many", "hydra.run.dir=run"], cwd=work)  # TensorBoard and CSV
     assert result.returncode == 0, result.stderr[-3000:]
     return work / "run", result
 
@@ -103,6 +103,9 @@ def test_the_users_model_trains_with_what_its_data_module_knows(user_run: tuple[
     header = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("epoch "))
     assert header.split() == ["epoch", "train/loss", "train/acc", "val/loss", "val/acc"]
     assert f"acc {outcome.metrics['test/acc']:.6g}" in result.stdout
+    with (run_dir / "csv" / "metrics.csv").open() as stream:  # the CSV logger holds the same numbers
+        test_row = next(row for row in csv.DictReader(stream) if row.get("test/acc"))
+    assert float(test_row["test/acc"]) == pytest.approx(outcome.metrics["test/acc"], rel=1e-6)
 
 
 def test_eval_and_resume_run_the_users_model(user_checkout: tuple[Path, list[list[str]]],
