@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 from conftest import hparams_session, job_dirs, job_overrides, read_scalars, run_train
 from notebook_reference import notebook_losses
 
@@ -103,7 +106,7 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
     assert closing[1].split() == ["job", "overrides", "status", "train/loss_epoch", "val/loss", "val/acc", "test/loss",
                                   "test/acc", "best", "val/loss", "fit_seconds"]
     assert [line.split()[0] for line in closing[2:5]] == ranked
-    assert closing[-3:] == [f"plot      {sweep}/comparison.png", f"table     {sweep}/summary.md (all columns: summary.csv)",
+    assert closing[-3:] == [f"plot      {sweep}/comparison.png", f"table     {sweep}/summary.md (all columns: summary.csv, statistics: groups.csv)",
                             f"look      tensorboard --logdir {sweep}"]
 
 
@@ -138,22 +141,73 @@ def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: li
         write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
 
 
-def test_jobs_that_differ_only_by_seed_are_grouped_with_mean_and_std(tmp_path: Path) -> None:
-    losses = {("a", 1): 0.5, ("a", 2): 0.7, ("a", 3): 0.9, ("b", 1): 0.01, ("b", 2): 0.02, ("b", 3): 0.06}
+def group_row(markdown: str, name: str) -> list[str]:
+    row = next(line for line in markdown.splitlines() if line.startswith(f"| {name} |"))
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def test_jobs_that_differ_only_by_seed_carry_their_mean_spread_interval_and_welch_p(tmp_path: Path) -> None:
+    losses = {("a", 1): 0.5, ("a", 2): 0.7, ("a", 3): 0.9, ("b", 1): 0.01, ("b", 2): 0.02, ("b", 3): 0.06, ("b", 4): 0.03}
     for number, ((name, seed), final) in enumerate(losses.items()):
         write_job(tmp_path, number, [f"optimizer={name}", f"seed={seed}"], [1.0, final], [0.8, 0.9 + seed / 100])
     build_report(tmp_path)
     markdown = (tmp_path / "summary.md").read_text()
-    for name in ("a", "b"):
-        finals = [value for (group, _), value in losses.items() if group == name]
-        mean, std = statistics.fmean(finals), statistics.stdev(finals)
-        row = next(line for line in markdown.splitlines() if line.startswith(f"| optimizer={name} |"))
-        cells = [cell.strip() for cell in row.strip("|").split("|")]
-        assert cells[1] == "3"  # seeds that finished
-        assert cells[2] == f"{mean:.4g} ± {std:.4g}"
-    group_rows = [line for line in markdown.splitlines() if line.startswith("| optimizer=")]
-    assert group_rows[0].startswith("| optimizer=b |")  # lower val/loss ranks first
+    val_losses = {name: [2 * v for (group, _), v in losses.items() if group == name] for name in ("a", "b")}
+    # The oracle: scipy's own functions on the logged numbers.
+    for name, values in val_losses.items():
+        cells = group_row(markdown, f"optimizer={name}")
+        low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+        assert cells[1] == str(len(values))  # seeds that finished
+        assert cells[2:5] == [fmt(np.mean(values)), fmt(np.std(values, ddof=1)), f"[{fmt(low)}, {fmt(high)}]"]
+        best_values = [min(v, 2.0) for v in values]  # best val/loss of each job: the lower of its two epochs
+        assert cells[5] == fmt(np.mean(best_values))
+    welch = stats.ttest_ind(val_losses["b"], val_losses["a"], equal_var=False)
+    assert group_row(markdown, "optimizer=b")[8] == "best"  # lower val/loss ranks first
+    assert group_row(markdown, "optimizer=a")[8] == f"{welch.pvalue:.3g}" + (" *" if welch.pvalue < 0.05 else "")
+    assert "Welch's t-test" in markdown
+    with (tmp_path / "groups.csv").open() as stream:
+        rows = {(row["configuration"], row["column"]): row for row in csv.DictReader(stream)}
+    a = rows[("optimizer=a", "val/loss")]
+    assert float(a["mean"]) == statistics.fmean(val_losses["a"]) and float(a["std"]) == statistics.stdev(val_losses["a"])
+    assert float(a["p_vs_best"]) == pytest.approx(welch.pvalue, rel=1e-12) and rows[("optimizer=b", "val/loss")]["p_vs_best"] == ""
     assert png_size(tmp_path / "comparison.png") == (1800, 480)
+
+
+def write_replicated_run(sweep_dir: Path, number: int, overrides: list[str], seeds: list[int], finals: list[float]) -> None:
+    """A run directory as ``replicas=K`` leaves it: one record per replica below it, each with its seed."""
+    run_dir = sweep_dir / f"{number}_{','.join(overrides)}"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
+    write_result(run_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
+    for replica, (seed, final) in enumerate(zip(seeds, finals)):
+        replica_dir = run_dir / f"replica_{replica:02d}"
+        history = MetricHistory(replica_dir)
+        history.log_metrics({"val/loss": 1.0, "train/loss_epoch": 1.0}, step=0)
+        history.log_metrics({"val/loss": final, "train/loss_epoch": final / 2}, step=1)
+        history.finalize("success")
+        write_result(replica_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
+        (replica_dir / "replica.json").write_text(json.dumps({"replica": replica, "seed": seed}))
+
+
+def test_replicas_and_seed_jobs_are_seeds_alike(tmp_path: Path) -> None:
+    write_replicated_run(tmp_path, 0, ["optimizer=a", "replicas=3"], [0, 1, 2], [0.3, 0.4, 0.5])
+    write_replicated_run(tmp_path, 1, ["optimizer=b", "replicas=3"], [0, 1, 2], [0.1, 0.12, 0.11])
+    write_job(tmp_path, 2, ["optimizer=b", "seed=3"], [1.0, 0.065], [0.8, 0.9])  # val/loss 0.13, a fourth seed of b
+    jobs = build_report(tmp_path)
+    assert [(job.name, job.overrides.get("seed")) for job in jobs][:3] == [
+        (f"0_optimizer=a,replicas=3/replica_0{k}", str(k)) for k in range(3)]
+    markdown = (tmp_path / "summary.md").read_text()
+    b = group_row(markdown, "optimizer=b")
+    assert b[1] == "4" and b[2] == fmt(np.mean([0.1, 0.12, 0.11, 0.13]))
+    welch = stats.ttest_ind([0.1, 0.12, 0.11, 0.13], [0.3, 0.4, 0.5], equal_var=False)
+    assert group_row(markdown, "optimizer=a")[8] == f"{welch.pvalue:.3g}" + (" *" if welch.pvalue < 0.05 else "")
+    rows = read_rows(tmp_path)
+    assert rows[0]["job"] == "0_optimizer=a,replicas=3/replica_00" and float(rows[0]["val/loss"]) == 0.3
+    assert (tmp_path / rows[0]["job"]).is_dir()
 
 
 def test_a_job_that_never_finished_counts_as_failed(tmp_path: Path) -> None:

@@ -128,6 +128,6 @@ class SweepReport(Callback):
         if failed:
             log.error("%d of %d jobs failed:", len(failed), len(jobs))
             for job in failed:
-                log.error("  %s: %s", job.path.name, job.error)
+                log.error("  %s: %s", job.name, job.error)
             if self.fail_on_job_error:
                 sys.exit(1)

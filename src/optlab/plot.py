@@ -2,7 +2,7 @@
 
 One panel per metric (``report.panels``, or every training and validation metric the
 jobs logged per epoch), one line per configuration; jobs that differ only by seed are drawn
-as their mean with a band of ± one standard deviation.
+as their mean with a band for the mean's 95 % confidence interval over seeds.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from optlab.uncertainty import interval_bands
 from optlab.sweeps import Group, Job, ReportSettings, epoch_metrics, logged_tags
 
 PANEL_SIZE = (6.0, 4.8)  # inches per panel; at DPI 100 two panels make a 1200 x 480 PNG
@@ -27,7 +28,7 @@ MAX_PANELS = 4
 @dataclass(frozen=True)
 class Panel:
     tag: str
-    bounds: tuple[float, float]  # what the ± std band is clipped to
+    bounds: tuple[float, float]  # what the confidence band is clipped to
 
     @property
     def title(self) -> str:
@@ -73,12 +74,12 @@ def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
         epochs = np.arange(1, curves.shape[1] + 1)
         mean = curves.mean(axis=0)
         failed = any(job.status != "ok" for job in group.jobs)
-        name = group.label + (f" (n={len(curves)})" if len(curves) > 1 else "") + (" (failed)" if failed else "")
+        name = group.label + (f" (n={len(curves)}, 95% CI)" if len(curves) > 1 else "") + (" (failed)" if failed else "")
         (line,) = axes.plot(epochs, mean, marker="o", markersize=3, label=name, linestyle="--" if failed else "-")
         if len(curves) > 1:
-            std = curves.std(axis=0, ddof=1)
-            low, high = np.clip(mean - std, *bounds), np.clip(mean + std, *bounds)
-            if log_scale:  # mean - std can reach zero or below, which a log axis cannot show
+            _, low, high = (np.array(values) for values in interval_bands(curves.tolist()))
+            low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+            if log_scale:  # the interval can reach zero or below, which a log axis cannot show
                 low = np.maximum(low, curves.min(axis=0))
             axes.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     if log_scale:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from optlab.console import look_commands, plural, relative
+from optlab.uncertainty import SIGNIFICANCE, Difference, Summary, summarise, welch
 from optlab.sweeps import Column, Group, Job, ReportSettings, find_jobs, group_by_seed, label, metric_columns, read_settings, varying_keys
 
 
@@ -44,7 +45,7 @@ def write_csv(jobs: Sequence[Job], columns: Mapping[str, Column], path: Path) ->
         for job in jobs:
             overrides = ",".join(f"{key}={value}" for key, value in job.overrides.items())
             values = [read(job) for read in columns.values()]
-            writer.writerow([job.path.name, overrides, job.status, *("" if v is None else repr(v) for v in values), job.error])
+            writer.writerow([job.name, overrides, job.status, *("" if v is None else repr(v) for v in values), job.error])
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -65,34 +66,65 @@ FILE_ONLY_COLUMNS = ("epochs", "steps_per_second")
 
 @dataclass
 class Tables:
-    """A sweep's summary: one row per job, best first, and mean ± std per seed group when seeds repeat."""
+    """A sweep's summary: one row per job, best first, and per configuration its statistics over seeds."""
 
     heading: str
     groups: tuple[list[str], list[list[str]]] | None
     jobs: tuple[list[str], list[list[str]]]
 
 
-def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: ReportSettings, columns: Mapping[str, Column]) -> Tables:
-    def rank_value(job: Job) -> float | None:
-        return job.final(ranking.metric) if job.status == "ok" else None
+def interval(summary: Summary | None) -> str:
+    if summary is None or summary.low is None or summary.high is None:
+        return ""
+    return f"[{format_number(summary.low)}, {format_number(summary.high)}]"
 
-    ordered = sorted(jobs, key=lambda job: (job.status != "ok", ranking.key(rank_value(job))))
+
+def p_value_cell(difference: Difference) -> str:
+    if difference.p_value is None:
+        return "n/a (one seed)" if min(difference.n) < 2 else "n/a (no spread)"
+    return f"{difference.p_value:.3g}" + (" *" if difference.significant else "")
+
+
+SIGNIFICANCE_NOTE = (f"p: Welch's t-test of each configuration's final `{{metric}}` against the best one's, over their seeds; "
+                     f"* marks p < {SIGNIFICANCE}. CI: 95 % confidence interval of the mean (Student's t).")
+
+
+def comparison_table(groups: Sequence[Group], settings: ReportSettings, columns: Mapping[str, Column],
+                     every_column: bool) -> tuple[list[str], list[list[str]]]:
+    """Per configuration, best first: the final and best ``optimized_metric`` over seeds with their
+    spread and interval, and whether it differs significantly from the best configuration;
+    with ``every_column``, the other columns' mean ± std too."""
+    final = columns.get(settings.metric) or (lambda job: job.final(settings.metric))
+    best = columns[f"best {settings.metric}"]
+    finals = {group.label: group.values(final) for group in groups}
+    ordered = sorted(groups, key=lambda group: settings.key(summarise(finals[group.label]).mean if finals[group.label] else None))
+    metric = settings.metric
+    header = ["configuration", "seeds", f"{metric} mean", "std", "95% CI", f"best {metric} mean", "std", "95% CI", "p vs best"]
+    others = [name for name in columns if name not in (metric, f"best {metric}")] if every_column else []
+    header += others
+    rows = []
+    for rank, group in enumerate(ordered):
+        cells = [group.label, str(sum(job.status == "ok" for job in group.jobs))]
+        for values in (finals[group.label], group.values(best)):
+            summary = summarise(values)
+            cells += [format_number(summary.mean) if summary else "", format_number(summary.std) if summary else "", interval(summary)]
+        cells.append("best" if rank == 0 else p_value_cell(welch(finals[ordered[0].label], finals[group.label])))
+        cells += [mean_std(group.values(columns[name])) for name in others]
+        rows.append(cells)
+    return header, rows
+
+
+def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], settings: ReportSettings, columns: Mapping[str, Column],
+                   every_column: bool = True) -> Tables:
+    def rank_value(job: Job) -> float | None:
+        return job.final(settings.metric) if job.status == "ok" else None
+
+    ordered = sorted(jobs, key=lambda job: (job.status != "ok", settings.key(rank_value(job))))
     keys = varying_keys(jobs)
     failed = sum(job.status != "ok" for job in jobs)
-    better = "lower" if ranking.direction == "minimize" else "higher"
-    heading = f"{plural(len(jobs), 'job')}, {len(jobs) - failed} ok, {failed} failed. Best first by `{ranking.metric}` ({better} is better)."
-    group_table = None
-    if any(len(group.jobs) > 1 for group in groups):
-        group_metric = {
-            group.label: statistics.fmean(vals) if (vals := [v for j in group.jobs if (v := rank_value(j)) is not None]) else None
-            for group in groups
-        }
-        ordered_groups = sorted(groups, key=lambda group: ranking.key(group_metric[group.label]))
-        group_table = (
-            ["configuration", "seeds ok", *columns],
-            [[group.label, str(sum(job.status == "ok" for job in group.jobs))] + [mean_std(group.values(read)) for read in columns.values()]
-             for group in ordered_groups],
-        )
+    better = "lower" if settings.direction == "minimize" else "higher"
+    heading = f"{plural(len(jobs), 'job')}, {len(jobs) - failed} ok, {failed} failed. Best first by `{settings.metric}` ({better} is better)."
+    group_table = comparison_table(groups, settings, columns, every_column) if any(len(g.jobs) > 1 for g in groups) else None
     job_table = (
         ["job", "overrides", "status", *columns, "error"],
         [[str(job.number), label(job, keys), job.status] + [format_number(read(job)) for read in columns.values()]
@@ -101,34 +133,58 @@ def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], ranking: Report
     return Tables(heading, group_table, job_table)
 
 
-def write_markdown(sweep_dir: Path, tables: Tables, path: Path) -> None:
+def write_markdown(sweep_dir: Path, tables: Tables, metric: str, path: Path) -> None:
     lines = [f"# Sweep {sweep_dir.name}", "", tables.heading, ""]
     if tables.groups:
-        lines += ["## Mean ± std over seeds", "", *markdown_table(*tables.groups), ""]
+        lines += ["## Over seeds, per configuration", "", SIGNIFICANCE_NOTE.format(metric=metric), "",
+                  *markdown_table(*tables.groups), ""]
     lines += ["## Jobs", "", *markdown_table(*tables.jobs)]
     path.write_text("\n".join(lines) + "\n")
+
+
+def write_groups_csv(groups: Sequence[Group], columns: Mapping[str, Column], settings: ReportSettings, path: Path) -> None:
+    """Every column's statistics per configuration, unrounded: mean, std, 95 % interval, and p against the best."""
+    final = columns.get(settings.metric) or (lambda job: job.final(settings.metric))
+    finals = {group.label: group.values(final) for group in groups}
+    best = min((group for group in groups if finals[group.label]), default=None,
+               key=lambda group: settings.key(statistics.fmean(finals[group.label])))
+    with path.open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["configuration", "column", "n", "mean", "std", "ci95_low", "ci95_high", "p_vs_best"])
+        for group in groups:
+            for name, read in columns.items():
+                summary = summarise(group.values(read))
+                if summary is None:
+                    continue
+                p_value = ""
+                if name == settings.metric and best is not None and group is not best:
+                    difference = welch(finals[best.label], finals[group.label])
+                    p_value = "" if difference.p_value is None else repr(difference.p_value)
+                writer.writerow([group.label, name, summary.n, repr(summary.mean), *("" if v is None else repr(v)
+                                 for v in (summary.std, summary.low, summary.high)), p_value])
 
 
 def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, Any] | None) -> str:
     """The sweep's table as the console shows it when the sweep ends, then where to look further."""
     settings = read_settings(jobs)
     columns = {name: read for name, read in metric_columns(jobs, settings).items() if name not in FILE_ONLY_COLUMNS}
-    tables = summary_tables(jobs, group_by_seed(jobs), settings, columns)
+    tables = summary_tables(jobs, group_by_seed(jobs), settings, columns, every_column=False)
     lines = ["", f"sweep {relative(sweep_dir)}: {tables.heading.replace('`', '')}"]
     if tables.groups:
-        lines += ["", "mean ± std over seeds:", *text_table(*tables.groups), "", "jobs:"]
+        lines += ["", "over seeds, per configuration:", *text_table(*tables.groups),
+                  SIGNIFICANCE_NOTE.format(metric=settings.metric).replace("`", ""), "", "jobs:"]
     header, rows = tables.jobs
     if not any(row[-1] for row in rows):  # no job failed: no error column
         header, rows = header[:-1], [row[:-1] for row in rows]
     lines += [*text_table(header, rows), ""]
     lines += [f"plot      {relative(sweep_dir / 'comparison.png')}",
-              f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv)"]
+              f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv, statistics: groups.csv)"]
     lines += [f"look      {command}" for command in look_commands(loggers, sweep_dir, sweep=True)]
     return "\n".join(lines)
 
 
 def build_report(sweep_dir: Path) -> list[Job]:
-    """Write comparison.png, summary.csv and summary.md into ``sweep_dir``; return the jobs found."""
+    """Write comparison.png, summary.csv, summary.md and groups.csv into ``sweep_dir``; return the jobs found."""
     from optlab.plot import plot_comparison, plot_panels
 
     sweep_dir = Path(sweep_dir)
@@ -138,7 +194,8 @@ def build_report(sweep_dir: Path) -> list[Job]:
     groups, settings = group_by_seed(jobs), read_settings(jobs)
     columns = metric_columns(jobs, settings)
     write_csv(jobs, columns, sweep_dir / "summary.csv")
-    write_markdown(sweep_dir, summary_tables(jobs, groups, settings, columns), sweep_dir / "summary.md")
+    write_markdown(sweep_dir, summary_tables(jobs, groups, settings, columns), settings.metric, sweep_dir / "summary.md")
+    write_groups_csv(groups, columns, settings, sweep_dir / "groups.csv")
     plot_comparison(groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}")
     return jobs
 
@@ -156,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FileNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        print(f"{sweep_dir}: {len(jobs)} jobs -> comparison.png, summary.csv, summary.md")
+        print(f"{sweep_dir}: {len(jobs)} jobs -> comparison.png, summary.csv, summary.md, groups.csv")
     return 0
 
 

@@ -9,6 +9,7 @@ both start from here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from omegaconf import OmegaConf
 from optlab.results import read_history, read_result
 
 SEED_KEY = "seed"
+# A run with replicas=K keeps each replica's record in <run>/replica_00/ ... (optlab.replicas).
+REPLICAS_KEY = "replicas"
+REPLICA_PREFIX = "replica_"
+REPLICA_FILE = "replica.json"
 
 
 @dataclass
@@ -31,6 +36,14 @@ class Job:
     scalars: dict[str, list[float]] = field(default_factory=dict)
     fit_seconds: float | None = None
     steps_per_second: float | None = None
+    run_dir: Path | None = None  # where Hydra's .hydra/ is: the job's own directory, or a replica's run
+
+    @property
+    def name(self) -> str:
+        """The job's directory below the sweep: ``0_optimizer-adam``, or a replica's ``0_optimizer-adam/replica_03``."""
+        if self.run_dir is not None and self.run_dir != self.path:
+            return f"{self.run_dir.name}/{self.path.name}"
+        return self.path.name
 
     def final(self, tag: str) -> float | None:
         values = self.scalars.get(tag)
@@ -90,11 +103,15 @@ def parse_override(text: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
-def read_job(job_dir: Path) -> Job:
-    overrides = dict(parse_override(item) for item in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
-    number = int(job_dir.name.split("_", 1)[0]) if job_dir.name.split("_", 1)[0].isdigit() else -1
+def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, str] | None = None) -> Job:
+    """A job from what it wrote in ``job_dir``; a replica's overrides and config are its run's (``run_dir``)."""
+    run_dir = run_dir or job_dir
+    if overrides is None:
+        overrides = dict(parse_override(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    prefix = run_dir.name.split("_", 1)[0]
     result = read_result(job_dir)
-    job = Job(path=job_dir, number=number, overrides=overrides, status="failed", scalars=read_scalars(job_dir))
+    job = Job(path=job_dir, number=int(prefix) if prefix.isdigit() else -1, overrides=overrides, status="failed",
+              scalars=read_scalars(job_dir), run_dir=run_dir)
     if result is None:
         job.error = "no result.json: the job was stopped before it finished"
     else:
@@ -103,10 +120,27 @@ def read_job(job_dir: Path) -> Job:
     return job
 
 
+def read_run(run_dir: Path) -> list[Job]:
+    """A run as jobs: itself, or with ``replicas=K`` one job per replica, told apart by its seed."""
+    replica_dirs = sorted(path.parent for path in run_dir.glob(f"{REPLICA_PREFIX}*/{REPLICA_FILE}"))
+    if not replica_dirs:
+        return [read_job(run_dir)]
+    overrides = dict(parse_override(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    jobs = []
+    for replica_dir in replica_dirs:
+        seed = json.loads((replica_dir / REPLICA_FILE).read_text())["seed"]
+        jobs.append(read_job(replica_dir, run_dir, {**overrides, SEED_KEY: str(seed)}))
+    return jobs
+
+
 def find_jobs(sweep_dir: Path) -> list[Job]:
-    """Every job directory below the sweep (Hydra writes ``.hydra/overrides.yaml`` before a job runs)."""
-    job_dirs = sorted({path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")})
-    return sorted((read_job(job_dir) for job_dir in job_dirs), key=lambda job: (job.number, job.path.name))
+    """Every job below the sweep (Hydra writes ``.hydra/overrides.yaml`` before a job runs); a run
+    directory given instead of a sweep is one job, or its replicas."""
+    if (sweep_dir / ".hydra" / "overrides.yaml").is_file():
+        return read_run(sweep_dir)
+    run_dirs = sorted({path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")})
+    jobs = [job for run_dir in run_dirs for job in read_run(run_dir)]
+    return sorted(jobs, key=lambda job: (job.number, job.path.parent.name if job.run_dir != job.path else "", job.path.name))
 
 
 def varying_keys(jobs: Sequence[Job]) -> list[str]:
@@ -118,7 +152,7 @@ def varying_keys(jobs: Sequence[Job]) -> list[str]:
 def label(job: Job, keys: Sequence[str]) -> str:
     """The job's values of ``keys``; with nothing varying (one job), all its overrides."""
     shown = [key for key in keys if key in job.overrides] or list(job.overrides)
-    return ",".join(f"{key}={job.overrides[key]}" for key in shown) or job.path.name
+    return ",".join(f"{key}={job.overrides[key]}" for key in shown) or job.name
 
 
 @dataclass
@@ -134,7 +168,8 @@ class Group:
 
 
 def group_by_seed(jobs: Sequence[Job]) -> list[Group]:
-    keys = [key for key in varying_keys(jobs) if key != SEED_KEY]
+    """Configurations: jobs that differ only in their seed, or in how many seeds a run trained (``replicas``)."""
+    keys = [key for key in varying_keys(jobs) if key not in (SEED_KEY, REPLICAS_KEY)]
     groups: dict[str, Group] = {}
     for job in jobs:
         name = label(job, keys) if keys else "all jobs"
@@ -161,7 +196,7 @@ class ReportSettings:
 def read_settings(jobs: Sequence[Job]) -> ReportSettings:
     """The settings from the first job's own resolved config."""
     for job in jobs:
-        config_file = job.path / ".hydra" / "config.yaml"
+        config_file = (job.run_dir or job.path) / ".hydra" / "config.yaml"
         if config_file.is_file():
             config = OmegaConf.load(config_file)
             return ReportSettings(
