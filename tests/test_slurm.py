@@ -1,7 +1,9 @@
 """The cluster path against a real SLURM (scripts/slurm/start_cluster.sh; .ci/run starts it).
 
 Every test submits real jobs through ``hydra/launcher=slurm`` and reads back what they
-wrote and what SLURM's accounting recorded.
+wrote and the states SLURM gave them. They run on a cluster with accounting (slurmdbd, the
+default of start_cluster.sh) and on one without (SLURM_ACCOUNTING=none); a test that needs
+``sacct`` skips where it answers nothing, and one needs a cluster without.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -28,10 +31,26 @@ def slurm_answers() -> bool:
     return done.returncode == 0 and any(state.startswith(("idle", "mix", "alloc")) for state in done.stdout.split())
 
 
+def sacct_answers() -> bool:
+    """Whether this cluster keeps accounting: without it sacct says "Slurm accounting storage is disabled"."""
+    try:
+        done = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now"], capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+SLURM = slurm_answers()
+ACCOUNTING = SLURM and sacct_answers()
 pytestmark = [
     pytest.mark.slurm,
-    pytest.mark.skipif(not slurm_answers(), reason="no SLURM answers here: start one with bash scripts/slurm/start_cluster.sh (root)"),
+    pytest.mark.skipif(not SLURM, reason="no SLURM answers here: start one with bash scripts/slurm/start_cluster.sh (root)"),
 ]
+needs_sacct = pytest.mark.skipif(not ACCOUNTING, reason="this SLURM keeps no accounting: sacct answers nothing "
+                                 "(bash scripts/slurm/start_cluster.sh starts one with accounting)")
+needs_no_accounting = pytest.mark.skipif(ACCOUNTING, reason="this SLURM keeps accounting; the test is for one without "
+                                         "(SLURM_ACCOUNTING=none bash scripts/slurm/start_cluster.sh)")
 
 SMALL = ["trainer.max_epochs=2", "data.n_samples=1000", "callbacks.progress_bar.refresh_rate=0"]  # 50 steps an epoch
 ON_SLURM = ["-m", "hydra/launcher=slurm"]
@@ -49,17 +68,22 @@ def summary(sweep_dir: Path) -> list[dict[str, str]]:
 
 
 def slurm_states(sweep_dir: Path) -> dict[str, str]:
-    """SLURM's accounting for the sweep's jobs, once it has recorded their end.
+    """The end states SLURM gave the sweep's jobs: its accounting's, or without accounting
+    slurmctld's (squeue shows a finished job for MinJobAge, 300 s by default).
 
     Their ids are the folders submitit keeps in .submitit/. A job's result is on disk a
-    moment before its last process has exited, so the accounting is polled until no job is
+    moment before its last process has exited, so the states are polled until no job is
     still RUNNING or COMPLETING (for 30 s at most).
     """
     ids = sorted(path.name for path in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", path.name))
+    arrays = ",".join(sorted({job.split("_")[0] for job in ids}))
+    if ACCOUNTING:
+        command = ["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)]
+    else:
+        command = ["squeue", "--noheader", "--states=all", "--format=%i|%T", f"--jobs={arrays}"]
     deadline = time.monotonic() + 30
     while True:
-        done = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
         states = dict(line.split("|") for line in done.stdout.split())
         if not {"RUNNING", "COMPLETING"} & set(states.values()) or time.monotonic() > deadline:
             return states
@@ -98,9 +122,14 @@ def test_a_requeued_job_resumes_bitwise_and_a_killed_job_is_reported_while_the_o
     result = run_train([*ON_SLURM, *SMALL, *events], cwd=tmp_path, env=TEST_CALLBACKS, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]  # a job failed: the sweep says so, once all of them ended
-    assert "ended without a result" in output and "Traceback" not in output
+    assert "ended without a result (SLURM: FAILED)" in output and "Traceback" not in output
     sweep_dir = only_sweep(tmp_path)
     killed, requeued, untouched = job_dirs(sweep_dir)
+    # Reported within a minute of the kill, with accounting or without (srun writes "Killed" to the job's log then).
+    (killed_log,) = (sweep_dir / ".submitit").glob("*_0/*_0_0_log.err")
+    (reported,) = re.findall(r"^\[([\d-]+ [\d:]+),\d+\]\[HYDRA\] SLURM job \S+ \(#0: .*ended without a result", output, re.MULTILINE)
+    waited = datetime.strptime(reported, "%Y-%m-%d %H:%M:%S").timestamp() - killed_log.stat().st_mtime
+    assert "Killed" in killed_log.read_text() and waited < 60, f"reported {waited:.0f} s after the kill"
     rows = summary(sweep_dir)
     assert [row["status"] for row in rows] == ["failed", "ok", "ok"]
     assert "stopped before it finished" in rows[0]["error"]
@@ -138,3 +167,36 @@ def test_gpus_are_requested_only_when_the_run_uses_them(trainer: list[str], gpus
         cfg = compose("train", ["hydra/launcher=slurm", *trainer], return_hydra_config=True)
     assert cfg.hydra.launcher.gpus_per_node == gpus
     assert cfg.hydra.launcher.tasks_per_node == cfg.trainer.devices
+
+
+def submit(tmp_path: Path, script: str) -> str:
+    done = subprocess.run(["sbatch", "--parsable", f"--output={tmp_path / 'slurm-%j.out'}", "--wrap", script],
+                          capture_output=True, text=True, check=True, timeout=30)
+    return done.stdout.strip().split(";")[0]
+
+
+def state_when_done(job_id: str, timeout_s: float = 30) -> tuple[str, object]:
+    """What the launcher's state watcher says of a job once it has ended, and the watcher."""
+    from hydra_plugins.optlab_launcher._slurm_states import SlurmStateWatcher
+
+    watcher = SlurmStateWatcher()
+    deadline = time.monotonic() + timeout_s
+    while not watcher.is_done(job_id, mode="force"):
+        assert time.monotonic() < deadline, f"job {job_id} still {watcher.get_state(job_id, mode='cache')} after {timeout_s} s"
+        time.sleep(0.5)
+    return watcher.get_state(job_id, mode="cache"), watcher
+
+
+@needs_sacct
+def test_with_accounting_the_launcher_reads_job_states_from_sacct(tmp_path: Path) -> None:
+    state, watcher = state_when_done(submit(tmp_path, "kill -9 $$"))
+    assert state == "FAILED" and watcher.accounting is True  # type: ignore[attr-defined]
+
+
+@needs_no_accounting
+def test_without_accounting_the_launcher_reads_job_states_from_squeue(tmp_path: Path) -> None:
+    state, watcher = state_when_done(submit(tmp_path, "kill -9 $$"))
+    assert state == "FAILED" and watcher.accounting is False  # type: ignore[attr-defined]
+    assert state_when_done(submit(tmp_path, "exit 0"))[0] == "COMPLETED"
+    # A job slurmctld no longer knows (it ended more than MinJobAge ago) has ended.
+    assert state_when_done("2000000000")[0] == "ENDED"

@@ -4,9 +4,12 @@
 # slurmctld and slurmd, all in the background. Idempotent: a cluster that already answers with
 # an idle node returns at once. See README.md beside this file.
 #
+# Usage: start_cluster.sh [--no-accounting]   (--no-accounting is SLURM_ACCOUNTING=none)
+#
 # Environment (all optional):
 #   SLURM_ACCOUNTING=slurmdbd|none   slurmdbd (default): MariaDB + slurmdbd; none: no database,
-#                                    finished jobs only in a jobcomp/filetxt file (sacct sees none)
+#                                    finished jobs only in a jobcomp/filetxt file (sacct sees none),
+#                                    as on many small clusters. Switching restarts slurmctld and slurmd.
 #   SLURM_LOG_DIR=/var/log/slurm     daemon logs
 #   SLURM_START_TIMEOUT=60           seconds to wait for each daemon / the idle node
 #   SLURM_PROCTRACK=proctrack/pgid   proctrack plugin (proctrack/linuxproc also works here)
@@ -15,6 +18,13 @@ set -euo pipefail
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
 
 ACCOUNTING=${SLURM_ACCOUNTING:-slurmdbd}
+for arg in "$@"; do
+  case $arg in
+    --no-accounting) ACCOUNTING=none ;;
+    --accounting) ACCOUNTING=slurmdbd ;;
+    *) echo "start_cluster: ERROR: unknown argument '$arg' (usage: start_cluster.sh [--no-accounting])" >&2; exit 2 ;;
+  esac
+done
 LOG_DIR=${SLURM_LOG_DIR:-/var/log/slurm}
 WAIT_S=${SLURM_START_TIMEOUT:-60}
 CLUSTER=optlab            # fixed: slurmctld refuses a state folder written under another name

@@ -8,8 +8,9 @@ on to its report, which lists that job as failed (it wrote no ``result.json``), 
 non-zero. A request the cluster cannot meet (more CPUs, memory or GPUs than it has) is
 refused by ``sbatch`` at submission: that is one line and exit status 1, not a hang.
 
-submitit asks SLURM's accounting (``sacct``) for the state of each job, so a killed job is
-seen as failed within seconds where the cluster keeps accounting (``scripts/slurm``).
+A job's state comes from SLURM's accounting (``sacct``) where the cluster keeps it, and
+from ``squeue`` where it does not (``_slurm_states``): either way a job killed outright is
+reported failed within a minute, and the sweep does not wait for it forever.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
+
+from hydra_plugins.optlab_launcher._slurm_states import SlurmStateJob
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +60,14 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             log.info("\t#%d : %s", number, " ".join(filter_overrides(overrides)))
             arguments.append((list(overrides), "hydra.sweep.dir", number, f"job_id_for_{number}", Singleton.get_state()))
         try:
-            jobs = self._executor().map_array(self, *zip(*arguments))
+            executor = self._executor()
+            submitted = executor.map_array(self, *zip(*arguments))
         except Exception as error:  # noqa: BLE001  (sbatch refused the request: say why, in one line)
             log.error("SLURM refused the jobs: %s (see hydra.launcher.cpus_per_task, mem_gb, gpus_per_node, partition)",
                       last_line(error))
             sys.exit(1)
+        # The same jobs, their states asked of sacct or, without accounting, of squeue.
+        jobs = [SlurmStateJob(folder=executor.folder, job_id=job.job_id, tasks=range(job.num_tasks)) for job in submitted]
         log.info("SLURM jobs: %s", " ".join(str(job.job_id) for job in jobs))
         return [self._outcome(job, number, overrides) for job, (overrides, _, number, _, _) in zip(jobs, arguments)]
 
@@ -69,8 +75,8 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         try:
             return job.results()[0]
         except Exception as error:  # noqa: BLE001  (no result came back: the job died where it could not report)
-            log.error("SLURM job %s (#%d: %s) ended without a result: %s", job.job_id, number, " ".join(overrides),
-                      last_line(error))
+            log.error("SLURM job %s (#%d: %s) ended without a result (SLURM: %s): %s", job.job_id, number,
+                      " ".join(overrides), job.state, last_line(error))
             # Reported, not raised: the sweep report marks the job failed (no result.json) and the sweep exits 1.
             result = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
             result.return_value = math.nan
