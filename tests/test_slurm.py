@@ -91,15 +91,20 @@ def slurm_states(sweep_dir: Path) -> dict[str, str]:
 
 
 def test_a_sweep_runs_each_job_as_a_slurm_job_with_the_threads_it_was_given(tmp_path: Path) -> None:
-    result = run_train([*ON_SLURM, "optimizer=adam,sgd", *SMALL], cwd=tmp_path)
+    # The digits experiment (a standard LightningDataModule and a multi-class model): the cluster
+    # path is not the notebook's alone. The DDP and requeue tests below run the notebook's.
+    digits = ["data=digits", "model=mlp_multiclass", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0"]
+    result = run_train([*ON_SLURM, "optimizer=adam,sgd", *digits], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sweep_dir = only_sweep(tmp_path)
-    assert [row["status"] for row in summary(sweep_dir)] == ["ok", "ok"]
+    rows = summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok", "ok"]
     assert set(slurm_states(sweep_dir).values()) == {"COMPLETED"}
     assert "sweep logs/multiruns/" in result.stdout and "2 jobs, 2 ok, 0 failed" in result.stdout
-    for job in job_dirs(sweep_dir):  # hydra.launcher.cpus_per_task=1: one torch thread, not one per core
+    for job, row in zip(job_dirs(sweep_dir), rows):  # hydra.launcher.cpus_per_task=1: one torch thread, not one per core
         assert "torch threads: 1" in (job / "train.log").read_text()
-        assert len(read_scalars(job)["train/loss_epoch"]) == 2
+        scalars = read_scalars(job)
+        assert len(scalars["train/loss"]) == 2 and float(row["test/acc"]) == pytest.approx(scalars["test/acc"][-1][1], rel=1e-6)
 
 
 def test_ddp_over_two_slurm_tasks_trains_one_model_with_one_set_of_logs(tmp_path: Path) -> None:
