@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from optlab.errors import ConfigError
+from optlab.results import REPLICA_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class EpochTable(TQDMProgressBar):
         super().on_validation_end(trainer, pl_module)
         if not trainer.sanity_checking:
             self._validation = {key: float(value) for key, value in trainer.callback_metrics.items()
-                                if key.startswith("val/") and value.numel() == 1}
+                                if key.startswith("val/") and value.numel() == 1}  # replicas' own: replica_NN/val/...
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -79,7 +80,7 @@ class EpochTable(TQDMProgressBar):
     def _values(self, trainer: L.Trainer) -> dict[str, float]:
         """This epoch's numbers: training metrics as they stand, validation as this epoch's pass left them."""
         values = {key: float(value) for key, value in trainer.callback_metrics.items()
-                  if not key.startswith("val/") and value.numel() == 1}
+                  if not key.startswith(("val/", REPLICA_PREFIX)) and value.numel() == 1}
         return {**values, **self._validation}
 
     def _plan_layout(self, trainer: L.Trainer, values: dict[str, float]) -> list[tuple[str, str, int]]:
@@ -176,7 +177,7 @@ class CheckpointOnInterrupt(Callback):
 def require_logged(metric: str, logged: Any) -> None:
     """``optimized_metric`` names something the run logged, or one line listing what it did log."""
     if metric not in logged:
-        names = sorted(name for name in logged if name != "epoch")
+        names = sorted(name for name in logged if name != "epoch" and not name.startswith(REPLICA_PREFIX))
         raise ConfigError("optimized_metric", metric, f"this run never logged it; it logged: {', '.join(names) or 'nothing'}")
 
 

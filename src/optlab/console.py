@@ -171,12 +171,14 @@ def metric_list(metrics: Mapping[str, float], prefix: str, suffix: str = "") -> 
     return ", ".join(f"{name} {value:.6g}" for name, value in shown)
 
 
-def closing_block(metrics: Mapping[str, float], output_dir: Path, loggers: Mapping[str, Any] | None) -> str:
-    """The run's final numbers, whatever the model logged, then where to look."""
+def closing_block(metrics: Mapping[str, float], output_dir: Path, loggers: Mapping[str, Any] | None,
+                  replicas: str | None = None) -> str:
+    """The run's final numbers, whatever the model logged (with replicas: their mean, then its spread), then where to look."""
     rows = [(label, text) for label, text in (
         ("test", metric_list(metrics, "test/")),
         ("val", metric_list(metrics, "val/")),
         ("best val", metric_list(metrics, "val/", "_best")),
+        ("replicas", replicas),
     ) if text]
     rows.append(("run", relative(output_dir)))
     rows += [("look", command) for command in look_commands(loggers, output_dir)]

@@ -108,3 +108,73 @@ class WandbLogger(LightningWandbLogger):
         run, self._experiment = self._experiment, None
         if run is not None:
             run.finish(exit_code=self._exit_code)
+
+
+class ReplicaRouter(Logger):
+    """The one logger Lightning sees in a run with replicas: each metric goes to its run.
+
+    ``Replicas`` logs replica k's metrics as ``replica_0k/<name>`` and their mean as
+    ``<name>``. The mean goes to the run's configured loggers; replica k's metrics, under
+    the model's names, go to its own loggers in ``<run>/replica_0k/`` (TensorBoard events
+    where the run logs to TensorBoard, and ``metrics.jsonl``). The steps are Lightning's, so
+    replicas overlay in TensorBoard like separate runs.
+    """
+
+    def __init__(self, run_loggers: list[Logger], replica_loggers: list[list[Logger]]) -> None:
+        super().__init__()
+        self.run_loggers, self.replica_loggers = run_loggers, replica_loggers
+
+    @property
+    def _first(self) -> Logger:
+        return self.run_loggers[0]
+
+    @property
+    def name(self) -> str | None:
+        return self._first.name
+
+    @property
+    def version(self) -> str | int | None:
+        return self._first.version
+
+    @property
+    def save_dir(self) -> str | None:
+        return self._first.save_dir
+
+    @property
+    def log_dir(self) -> str | None:
+        return getattr(self._first, "log_dir", self._first.save_dir)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        for logger in self.run_loggers:
+            logger.log_hyperparams(params, *args, **kwargs)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from optlab.replicas import split_replica_metrics
+
+        own, each = split_replica_metrics(metrics, len(self.replica_loggers))
+        shared = {"epoch": metrics["epoch"]} if "epoch" in metrics else {}
+        for logger in self.run_loggers:
+            logger.log_metrics(own, step)
+        for loggers, replica in zip(self.replica_loggers, each, strict=True):
+            if replica:
+                for logger in loggers:
+                    logger.log_metrics({**replica, **shared}, step)
+
+    def _all(self) -> list[Logger]:
+        return [*self.run_loggers, *(logger for loggers in self.replica_loggers for logger in loggers)]
+
+    @rank_zero_only
+    def save(self) -> None:
+        for logger in self._all():
+            logger.save()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        for logger in self._all():
+            logger.finalize(status)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        for logger in self.run_loggers:
+            logger.after_save_checkpoint(checkpoint_callback)

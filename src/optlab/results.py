@@ -16,6 +16,10 @@ from pathlib import Path
 
 RESULT_FILE = "result.json"
 HISTORY_FILE = "metrics.jsonl"
+# A run with replicas=K keeps each replica's record in <run>/replica_00/ ... (optlab.replicas),
+# with replica.json naming its seed.
+REPLICA_PREFIX = "replica_"
+REPLICA_FILE = "replica.json"
 
 
 @dataclass

@@ -15,13 +15,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from optlab.results import read_history, read_result
+from optlab.results import REPLICA_FILE, REPLICA_PREFIX, read_history, read_result
 
 SEED_KEY = "seed"
-# A run with replicas=K keeps each replica's record in <run>/replica_00/ ... (optlab.replicas).
 REPLICAS_KEY = "replicas"
-REPLICA_PREFIX = "replica_"
-REPLICA_FILE = "replica.json"
 
 
 @dataclass

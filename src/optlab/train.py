@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -20,8 +21,10 @@ from optlab.cli import hydra_choices
 from optlab.config_tree import print_config_tree, save_config_tree
 from optlab.console import closing_block, quiet_lightning, run_header
 from optlab.errors import Interrupted, NumericalError, OutputDirInUse, UserError
-from optlab.loggers import MetricHistory
-from optlab.results import RunResult, earlier_run_file, in_use_message
+from optlab.loggers import MetricHistory, ReplicaRouter
+from optlab.replicas import (Replicas, check_replicable, replica_dirs, replica_hparams, replica_run_loggers, replica_seeds,
+                             replica_summary, split_replica_metrics, write_replica_records)
+from optlab.results import RunResult, earlier_run_file, in_use_message, write_result
 from optlab.tb_hparams import run_hparams, write_hparams_session
 from optlab.threads import set_threads
 from optlab.building import build, build_group, build_trainer, target_class
@@ -99,9 +102,14 @@ def train(cfg: DictConfig) -> RunResult:
                     model_class.__name__, name, name)
     # Arguments the model declares and its config does not set: the factories, and sizes the data knows.
     linked = linked_arguments(model_class, datamodule, configured=cfg.model.keys(), factories=factories)
-    # The notebook calls torch.manual_seed(2020) right before it creates the layers.
-    torch.manual_seed(cfg.seed)
-    model: L.LightningModule = build(cfg.model, "model", **linked, _convert_="all")
+    replicas = cfg.get("replicas", 1)
+    check_replicable(replicas, model_class, factories, cfg.trainer)
+    models = []
+    for seed in replica_seeds(cfg.seed, replicas):
+        # The notebook calls torch.manual_seed(2020) right before it creates the layers.
+        torch.manual_seed(seed)
+        models.append(build(cfg.model, "model", **linked, _convert_="all"))
+    model: L.LightningModule = models[0] if replicas == 1 else Replicas(models, replica_seeds(cfg.seed, replicas), **factories)
     if cfg.get("ckpt_path"):
         check_state_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, model, cfg, hydra_choices())
 
@@ -109,13 +117,18 @@ def train(cfg: DictConfig) -> RunResult:
     callbacks.append(RequireLoggedMetric(cfg.optimized_metric))
     # MetricHistory records every metric for result.json and the sweep report, whatever the configured loggers.
     loggers: list[Logger] = [*build_group(cfg.get("logger"), "logger"), MetricHistory(output_dir)]
-    trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
+    replica_loggers = [replica_run_loggers(directory, loggers) for directory in replica_dirs(output_dir, replicas)]
+    routed = loggers if replicas == 1 else [ReplicaRouter(loggers, replica_loggers)]
+    trainer: L.Trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=routed)
     # Lightning logs the model's and data module's hyper-parameters itself; these add the
     # optimizer's, which the model only holds as a factory.
     hparams = run_hparams(cfg, optimizer_name(cfg))
-    for logger in trainer.loggers:
-        logger.log_hyperparams(hparams)
-    write_hparams_session(trainer.loggers, hparams)
+    for run_loggers, run_params in [(loggers, hparams), *replica_hparams(replica_loggers, hparams, cfg.seed)]:
+        for logger in run_loggers:
+            logger.log_hyperparams(run_params)
+        write_hparams_session(run_loggers, run_params)
+    if replicas > 1:
+        write_replica_records(output_dir, replica_seeds(cfg.seed, replicas))
     if trainer.is_global_zero:
         log.info("%s", run_header(cfg, hydra_choices(), datamodule, model, trainer, threads, output_dir))
 
@@ -142,7 +155,12 @@ def train(cfg: DictConfig) -> RunResult:
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     trainer.test(model, datamodule=datamodule, verbose=False)  # resets callback_metrics
     metrics.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+    metrics, each_replica = split_replica_metrics(metrics, replicas)
     require_logged(cfg.optimized_metric, metrics)
     if trainer.is_global_zero:
-        log.info("%s", closing_block(metrics, output_dir, cfg.get("logger")))
-    return RunResult(status="ok", metrics=metrics, fit_seconds=fit_seconds, steps=trainer.global_step)
+        log.info("%s", closing_block(metrics, output_dir, cfg.get("logger"), replica_summary(cfg.optimized_metric, each_replica)))
+    result = RunResult(status="ok", metrics=metrics, fit_seconds=fit_seconds, steps=trainer.global_step)
+    if replicas > 1 and trainer.is_global_zero:
+        for directory, replica_metrics in zip(replica_dirs(output_dir, replicas), each_replica, strict=True):
+            write_result(directory, replace(result, metrics=replica_metrics))
+    return result

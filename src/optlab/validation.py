@@ -161,6 +161,11 @@ def check_seed(seed: Any) -> None:
         raise ConfigError("seed", seed, "expected an integer from 0 to 4294967295")
 
 
+def check_replicas(replicas: Any) -> None:
+    if not (isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 1):
+        raise ConfigError("replicas", replicas, "expected a whole number of seeds to train together, >= 1 (1: a single run)")
+
+
 def validate_evaluation(cfg: DictConfig) -> None:
     """What eval.py needs before it imports Lightning: a readable checkpoint, an accelerator that exists."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
@@ -172,6 +177,7 @@ def validate_evaluation(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig) -> None:
     """Everything that can be checked before the data is made or a Trainer exists (and before Lightning is imported)."""
     check_seed(cfg.get("seed"))
+    check_replicas(cfg.get("replicas", 1))
     optimizer = check_optimizer(cfg.optimizer)
     check_model(cfg.model)
     check_trainer(cfg.trainer)

@@ -1,0 +1,352 @@
+"""Several seeds of one model trained together in one Lightning run (``replicas=K``).
+
+Lightning's fixed cost per step (its loops, hooks and logging) is paid once per step,
+whatever the step computes; on a model this small it costs more than the model's own
+arithmetic. Training K copies of the model in one step, their weights stacked along a
+new first dimension and the step vectorised with ``torch.func.vmap``, pays it once for
+K seeds.
+
+What each replica is:
+
+- its initial weights are those a single run with seed ``seed + k`` draws (the model is
+  built K times, ``torch.manual_seed(seed + k)`` before each);
+- it sees the run's batches (the data is made once, from the run's seed);
+- its optimizer state is its own: an element-wise optimizer (Adam, SGD, RMSprop, ...) over
+  stacked weights is K independent optimizers, and the loss minimised is the sum of the
+  replicas' losses, so replica k's gradient is its own loss's;
+- it is a run to the user: its metrics go to ``<run>/replica_NN/`` (TensorBoard events,
+  ``metrics.jsonl``, ``result.json``, ``replica.json`` with its seed), under the names the
+  model logs, so TensorBoard overlays replicas like separate runs and the sweep report
+  counts each as a seed. The run's own loggers get the replicas' mean under the same
+  names, which is also what callbacks (checkpointing, early stopping) and the optimised
+  metric see.
+
+The contract with the model is the one of Lightning-Hydra-style modules: its
+``training_step``, ``validation_step`` and ``test_step`` take their loss from
+``self.model_step(batch)``, a pure function of the weights and the batch. Only that call
+is vectorised; the rest of each step (metric updates, ``self.log``) and the epoch hooks run
+on each replica's own instance, so its torchmetrics objects accumulate its own numbers.
+
+What couples replicas, and is refused: clipping the gradient norm (one norm over all
+replicas), an optimizer that is not element-wise (L-BFGS, factored ones), a scheduler that
+reads a metric (``ReduceLROnPlateau``), a model that builds its own optimizer, and buffers
+(BatchNorm's running statistics, updated in place, which ``vmap`` cannot batch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from torchmetrics import Metric
+
+from optlab.errors import ConfigError, UserError
+from optlab.loggers import MetricHistory
+from optlab.results import REPLICA_FILE, REPLICA_PREFIX
+from optlab.speed import module_layout, stored_layout
+from optlab.uncertainty import summarise
+
+# Element-wise update rules: over stacked weights, K independent optimizers.
+ELEMENTWISE_OPTIMIZERS = ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "NAdam", "RAdam", "RMSprop", "Rprop", "SGD")
+
+
+def replica_key(k: int) -> str:
+    """Replica k's directory below the run, and the prefix of its metric names there: ``replica_03``."""
+    return f"{REPLICA_PREFIX}{k:02d}"
+
+
+def is_replica_metric(name: str) -> bool:
+    return name.startswith(REPLICA_PREFIX)
+
+
+def split_replica_metrics(metrics: Mapping[str, Any], replicas: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run's own metrics (the replicas' mean), and each replica's under the model's names."""
+    own = {name: value for name, value in metrics.items() if not is_replica_metric(name)}
+    each: list[dict[str, Any]] = [{} for _ in range(replicas)]
+    for name, value in metrics.items():
+        if is_replica_metric(name):
+            key, _, metric = name.partition("/")
+            each[int(key.removeprefix(REPLICA_PREFIX))][metric] = value
+    return own, each
+
+
+def check_replicable(replicas: int, model_class: type, factories: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
+    """What would couple the replicas, or cannot be vectorised, as one line naming the key."""
+    if replicas == 1:
+        return
+    name = model_class.__name__
+    if not callable(getattr(model_class, "model_step", None)):
+        raise UserError(f"replicas={replicas}: {name} has no model_step(batch) to vectorise; replicas need its "
+                        "training/validation/test steps to take their loss from self.model_step(batch) (docs/replicas.md)")
+    optimizer = factories.get("optimizer")
+    target = getattr(optimizer, "func", None)
+    if optimizer is None or getattr(target, "__name__", None) not in ELEMENTWISE_OPTIMIZERS:
+        shown = getattr(target, "__name__", None) or optimizer
+        raise ConfigError("optimizer._target_", shown, f"replicas={replicas} needs an element-wise torch optimizer "
+                          f"(one of {', '.join(ELEMENTWISE_OPTIMIZERS)}), which over stacked weights is one per replica")
+    scheduler = getattr(factories.get("scheduler"), "func", None)
+    if scheduler is torch.optim.lr_scheduler.ReduceLROnPlateau:
+        raise ConfigError("scheduler._target_", scheduler.__name__, f"replicas={replicas}: a schedule that reads a "
+                          "metric would read the replicas' mean for all of them; use a fixed schedule (cosine, step)")
+    clip = trainer.get("gradient_clip_val")
+    if clip and trainer.get("gradient_clip_algorithm", "norm") == "norm":
+        raise ConfigError("trainer.gradient_clip_val", clip, f"replicas={replicas}: the gradient norm would be one "
+                          "norm over all replicas; add trainer.gradient_clip_algorithm=value (element-wise) or use replicas=1")
+
+
+class _ModelStep(nn.Module):
+    """``model.model_step`` as a module's ``forward``, the call ``functional_call`` makes with other weights."""
+
+    def __init__(self, model: L.LightningModule) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> Any:
+        return type(self.model).model_step(self.model, batch)
+
+
+class Replicas(L.LightningModule):
+    """K instances of one LightningModule trained as one: stacked weights, one vectorised ``model_step``.
+
+    ``models[k]`` must have been built right after ``torch.manual_seed(seeds[k])``. Their
+    weights move into this module's stacked parameters; each instance keeps views of its
+    slice, so its own ``forward`` (and anything that calls it) sees its current weights.
+    """
+
+    def __init__(self, models: Sequence[L.LightningModule], seeds: Sequence[int],
+                 optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, transposed: bool = True) -> None:
+        super().__init__()
+        if buffers := [name for name, _ in models[0].named_buffers()]:
+            raise UserError(f"replicas={len(models)}: {type(models[0]).__name__} has buffers ({', '.join(buffers)}), "
+                            "which vmap cannot update in place per replica; use replicas=1 or a model without them")
+        self.replicas = nn.ModuleList(models)
+        self.seeds = list(seeds)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.transposed = transposed
+        self.save_hyperparameters({"replicas": len(models), "seeds": self.seeds, "transposed": transposed})
+        stacked, _ = stack_module_state(list(models))
+        self._names = list(stacked)  # the model's own parameter names, e.g. net.0.weight
+        # Matrices may be stored as [K, in, out] and handed to the model as [K, out, in] views
+        # (optlab.speed.stored_layout says why). ParameterDict keys may not hold dots.
+        self.stacked = nn.ParameterDict({self._key(name): nn.Parameter(stored_layout(value, transposed))
+                                         for name, value in stacked.items()})
+        for model in models:
+            model.requires_grad_(False)
+            for name in self._names:
+                owner, attribute = self._owner(model, name)
+                del owner._parameters[attribute]  # the stacked parameter is the replica's weight from now on
+        self._step = vmap(self._one_step, in_dims=(0, None), randomness="different")
+        self._bind_views()
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.replace(".", ":")
+
+    @staticmethod
+    def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+        path, _, attribute = name.rpartition(".")
+        return model.get_submodule(path), attribute
+
+    def _weights(self) -> dict[str, Tensor]:
+        """Every stacked parameter in the model's own layout, ``[K, *shape]``."""
+        return {name: module_layout(self.stacked[self._key(name)], self.transposed) for name in self._names}
+
+    def _bind_views(self) -> None:
+        """Point each instance's weights at its slice of the stacked parameters (again after a move)."""
+        with torch.no_grad():
+            weights = self._weights()
+            for k, model in enumerate(self.replicas):
+                for name, value in weights.items():
+                    owner, attribute = self._owner(model, name)
+                    setattr(owner, attribute, value[k])
+
+    def _apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Replicas:
+        # .to(device), .double(), ...: the stacked parameters are new tensors, and the views follow them.
+        super()._apply(fn, *args, **kwargs)
+        self._bind_views()
+        return self
+
+    def _one_step(self, weights: dict[str, Tensor], batch: Any) -> Any:
+        return functional_call(_ModelStep(self.replicas[0]), {f"model.{n}": w for n, w in weights.items()}, (batch,))
+
+    # --- each replica's own step and hooks, with the vectorised model_step's results --------
+
+    @contextmanager
+    def _as_replica(self, k: int, outputs: Any = None) -> Iterator[list[bool]]:
+        """Replica k's ``self.log`` goes to its own metric names; its ``model_step`` returns its share of ``outputs``."""
+        model, called = self.replicas[k], [False]
+        model.log = lambda name, value, **options: self._log_replica(k, name, value, **options)
+
+        def model_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
+            called[0] = True
+            return outputs[k] if isinstance(outputs, Tensor) else type(outputs)(output[k] for output in outputs)
+
+        if outputs is not None:
+            model.model_step = model_step
+        try:
+            yield called
+        finally:
+            vars(model).pop("log", None)
+            vars(model).pop("model_step", None)
+
+    def _log_replica(self, k: int, name: str, value: Any, prog_bar: bool = False, **options: Any) -> None:
+        if self._unlogged_step(options):
+            return
+        self._logged.setdefault(name, []).append((value, {"prog_bar": prog_bar, **options}))
+        self.log(f"{replica_key(k)}/{name}", value, **options)
+
+    def _unlogged_step(self, options: Mapping[str, Any]) -> bool:
+        """A per-step value at a step Lightning passes nothing to the loggers (``trainer.log_every_n_steps``).
+
+        Each ``self.log`` of a per-step value costs Lightning about 0.8 ms here (it registers
+        the value anew every step), K + 1 times a step with replicas: they are skipped where
+        no logger would see them. The progress bar shows the last logged one.
+        """
+        if self._current_fx_name != "training_step" or options.get("on_step") is False or options.get("on_epoch"):
+            return False
+        return not self.trainer._logger_connector.should_update_logs
+
+    def _log_means(self) -> None:
+        """What every replica logged in this hook, averaged under the model's own name (a metric object: its value)."""
+        for name, entries in self._logged.items():
+            if len(entries) != len(self.replicas):
+                continue
+            values = [value.compute() if isinstance(value, Metric) else torch.as_tensor(value) for value, _ in entries]
+            options = dict(entries[0][1])
+            if isinstance(entries[0][0], Metric):  # its value is the epoch's: logged once, at the epoch's end
+                options.update(on_step=False, on_epoch=True)
+                self._epoch_means[name] = (values, options)
+                continue
+            self.log(name, torch.stack([v.detach().float() for v in values]).mean(), **options)
+        self._logged = {}
+
+    def _each(self, hook: str, *args: Any) -> list[Any]:
+        """Run ``hook`` on every replica (its logs to its own names), then log their means."""
+        self._logged: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
+        results = []
+        for k, model in enumerate(self.replicas):
+            with self._as_replica(k):
+                results.append(getattr(model, hook)(*args))
+        self._log_means()
+        return results
+
+    def _steps(self, hook: str, batch: Any, batch_idx: int) -> list[Any]:
+        """The vectorised ``model_step``, then every replica's own ``<stage>_step`` on its share."""
+        self._logged = {}
+        outputs = self._step(self._weights(), batch)
+        results = []
+        for k, model in enumerate(self.replicas):
+            with self._as_replica(k, outputs) as called:
+                results.append(getattr(model, hook)(batch, batch_idx))
+            if not called[0]:
+                raise UserError(f"replicas={len(self.replicas)}: {type(model).__name__}.{hook} does not take its loss "
+                                "from self.model_step(batch), the one call replicas vectorise (docs/replicas.md)")
+        self._log_means()
+        return results
+
+    # --- Lightning's hooks ---------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        self._epoch_means: dict[str, tuple[list[Tensor], dict[str, Any]]] = {}
+        for model in self.replicas:
+            model.trainer = self.trainer
+        self._each("setup", stage)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        losses = [result["loss"] if isinstance(result, Mapping) else result for result in self._steps("training_step", batch, batch_idx)]
+        # The sum: replica k's gradient is its own loss's, whatever the others'.
+        return torch.stack(losses).sum()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._steps("validation_step", batch, batch_idx)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._steps("test_step", batch, batch_idx)
+
+    def on_fit_start(self) -> None:
+        self._each("on_fit_start")
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_means = {}
+        self._each("on_train_epoch_start")
+
+    def on_train_epoch_end(self) -> None:
+        self._each("on_train_epoch_end")
+        self._log_epoch_means()
+
+    def on_validation_epoch_start(self) -> None:
+        self._each("on_validation_epoch_start")
+
+    def on_validation_epoch_end(self) -> None:
+        self._each("on_validation_epoch_end")
+        self._log_epoch_means()
+
+    def on_test_epoch_start(self) -> None:
+        self._each("on_test_epoch_start")
+
+    def on_test_epoch_end(self) -> None:
+        self._each("on_test_epoch_end")
+        self._log_epoch_means()
+
+    def _log_epoch_means(self) -> None:
+        for name, (values, options) in self._epoch_means.items():
+            self.log(name, torch.stack([v.detach().float() for v in values]).mean(), **options)
+        self._epoch_means = {}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.stacked.values())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+
+
+def replica_seeds(seed: int, replicas: int) -> list[int]:
+    """Replica k's seed is ``seed + k``: replica 0 is the single run with the same seed."""
+    return [seed + k for k in range(replicas)]
+
+
+def replica_dirs(output_dir: Path, replicas: int) -> list[Path]:
+    """Each replica's own run directory; a run of one replica is its own record and has none."""
+    return [output_dir / replica_key(k) for k in range(replicas)] if replicas > 1 else []
+
+
+def replica_run_loggers(directory: Path, run_loggers: Sequence[Logger]) -> list[Logger]:
+    """A replica's loggers: TensorBoard events where the run writes them, and its ``metrics.jsonl``."""
+    loggers: list[Logger] = [MetricHistory(directory)]
+    if any(isinstance(logger, TensorBoardLogger) for logger in run_loggers):
+        loggers.insert(0, TensorBoardLogger(save_dir=directory, name="", version="", default_hp_metric=False))
+    return loggers
+
+
+def replica_hparams(replica_loggers: Sequence[Sequence[Logger]], hparams: Mapping[str, Any], seed: int) -> list[tuple[Sequence[Logger], dict[str, Any]]]:
+    """Each replica's loggers with the hyper-parameters of the single run it equals: its own seed."""
+    return [(loggers, {**hparams, "seed": seed + k}) for k, loggers in enumerate(replica_loggers)]
+
+
+@rank_zero_only
+def write_replica_records(output_dir: Path, seeds: Sequence[int]) -> None:
+    """``replica.json`` in each replica's directory, before training: the report knows a replica that never finished."""
+    for k, (directory, seed) in enumerate(zip(replica_dirs(output_dir, len(seeds)), seeds, strict=True)):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / REPLICA_FILE).write_text(json.dumps({"replica": k, "seed": seed}) + "\n")
+
+
+def replica_summary(metric: str, each: Sequence[Mapping[str, float]]) -> str | None:
+    """``10 seeds: val/loss 0.0123 ± 0.0045 (sd), 95 % CI [0.0091, 0.0155]`` for the console."""
+    if len(each) < 2:
+        return None
+    summary = summarise([replica[metric] for replica in each if metric in replica])
+    if summary is None or summary.std is None:
+        return None
+    return (f"{summary.n} seeds: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
+            f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; each in {REPLICA_PREFIX}NN/")
