@@ -125,7 +125,9 @@ def layer_widths(model: Any) -> list[int]:
     """``[64, 256, 1024, 1]`` for a model whose only weighted layers are Linear ones; else nothing."""
     from torch import nn
 
-    weighted = [module for module in model.modules() if next(module.parameters(recurse=False), None) is not None]
+    # A Linear layer counts without parameters of its own: a replica's weights are slices of stacked ones.
+    weighted = [module for module in model.modules()
+                if isinstance(module, nn.Linear) or next(module.parameters(recurse=False), None) is not None]
     if not weighted or not all(isinstance(module, nn.Linear) for module in weighted):
         return []
     return [weighted[0].in_features, *(layer.out_features for layer in weighted)]
@@ -136,7 +138,7 @@ def parameters(model: Any) -> int:
 
 
 def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any, trainer: Any, threads: int,
-               output_dir: Path) -> str:
+               output_dir: Path, replicas: Sequence[Any] = ()) -> str:
     """What runs, in a few lines: data, model, optimizer, trainer, where the outputs go."""
     from omegaconf import OmegaConf
 
@@ -144,8 +146,12 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any
     if hasattr(datamodule, "splits"):
         (x_train, _), (x_held, _) = datamodule.splits["train"], datamodule.splits["held_out"]
         data += f": {len(x_train)} training / {len(x_held)} held-out rows of {x_train.shape[1]} features, batch {datamodule.batch_size}"
+    count = parameters(model) // max(1, len(replicas))
+    model = replicas[0] if replicas else model  # with replicas=K: one replica's layers and parameters, K times
     widths = "-".join(map(str, layer_widths(model)))
-    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{parameters(model):,} parameters"
+    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{count:,} parameters"
+    if replicas:
+        network += f", x{len(replicas)} replicas trained together (seeds {cfg.seed}..{cfg.seed + len(replicas) - 1})"
     optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
     rows = [("data", data), ("model", network)]
     if _declares(model, "optimizer"):

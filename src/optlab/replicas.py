@@ -221,13 +221,11 @@ class Replicas(L.LightningModule):
         for name, entries in self._logged.items():
             if len(entries) != len(self.replicas):
                 continue
-            values = [value.compute() if isinstance(value, Metric) else torch.as_tensor(value) for value, _ in entries]
-            options = dict(entries[0][1])
-            if isinstance(entries[0][0], Metric):  # its value is the epoch's: logged once, at the epoch's end
-                options.update(on_step=False, on_epoch=True)
-                self._epoch_means[name] = (values, options)
-                continue
-            self.log(name, torch.stack([v.detach().float() for v in values]).mean(), **options)
+            values, options = [value for value, _ in entries], dict(entries[0][1])
+            if isinstance(values[0], Metric):  # its value is the epoch's: computed and logged at the epoch's end
+                self._epoch_means[name] = (values, {**options, "on_step": False, "on_epoch": True})
+            else:
+                self.log(name, _mean(values), **options)
         self._logged = {}
 
     def _each(self, hook: str, *args: Any) -> list[Any]:
@@ -257,7 +255,7 @@ class Replicas(L.LightningModule):
     # --- Lightning's hooks ---------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        self._epoch_means: dict[str, tuple[list[Tensor], dict[str, Any]]] = {}
+        self._epoch_means: dict[str, tuple[list[Metric], dict[str, Any]]] = {}
         for model in self.replicas:
             model.trainer = self.trainer
         self._each("setup", stage)
@@ -299,8 +297,8 @@ class Replicas(L.LightningModule):
         self._log_epoch_means()
 
     def _log_epoch_means(self) -> None:
-        for name, (values, options) in self._epoch_means.items():
-            self.log(name, torch.stack([v.detach().float() for v in values]).mean(), **options)
+        for name, (metrics, options) in self._epoch_means.items():
+            self.log(name, _mean([metric.compute() for metric in metrics]), **options)
         self._epoch_means = {}
 
     def configure_optimizers(self) -> Any:
@@ -308,6 +306,10 @@ class Replicas(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+
+
+def _mean(values: Sequence[Any]) -> Tensor:
+    return torch.stack([torch.as_tensor(value).detach().float() for value in values]).mean()
 
 
 def replica_seeds(seed: int, replicas: int) -> list[int]:

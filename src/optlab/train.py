@@ -130,7 +130,8 @@ def train(cfg: DictConfig) -> RunResult:
     if replicas > 1:
         write_replica_records(output_dir, replica_seeds(cfg.seed, replicas))
     if trainer.is_global_zero:
-        log.info("%s", run_header(cfg, hydra_choices(), datamodule, model, trainer, threads, output_dir))
+        log.info("%s", run_header(cfg, hydra_choices(), datamodule, model, trainer, threads, output_dir,
+                                      replicas=models if replicas > 1 else ()))
 
     started = time.perf_counter()
     try:
