@@ -209,3 +209,17 @@ def test_a_stopped_sweep_leaves_every_job_a_resumable_checkpoint(tmp_path: Path,
     for job in job_dirs(sweep_dir):
         checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
         assert checkpoint["global_step"] > 250, job.name  # saved at the interrupt, not at epoch 1's end
+
+
+def test_replicas_under_the_parallel_launcher_give_the_sequential_numbers(tmp_path: Path) -> None:
+    """Each job trains two seeds as replicas; one thread per job in parallel or all cores in sequence, the same numbers."""
+    replicas = [*SWEEP, "replicas=2", "data.n_samples=400"]
+    losses = {}
+    for launcher in ("basic", "parallel"):
+        sweep = tmp_path / launcher
+        result = run_train([*replicas, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=ALL_CORES)
+        assert result.returncode == 0, result.stderr[-3000:]
+        losses[launcher] = [read_scalars(job / f"replica_{k:02d}")["train/loss_epoch"] for job in job_dirs(sweep) for k in range(2)]
+        assert "4 jobs, 4 ok, 0 failed" in result.stdout  # each replica a seed of its job
+    assert len(losses["basic"]) == 4 and all(len(curve) == 2 for curve in losses["basic"])
+    assert losses["parallel"] == losses["basic"]

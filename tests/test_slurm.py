@@ -91,20 +91,23 @@ def slurm_states(sweep_dir: Path) -> dict[str, str]:
 
 
 def test_a_sweep_runs_each_job_as_a_slurm_job_with_the_threads_it_was_given(tmp_path: Path) -> None:
-    # The digits experiment (a standard LightningDataModule and a multi-class model): the cluster
-    # path is not the notebook's alone. The DDP and requeue tests below run the notebook's.
-    digits = ["data=digits", "model=mlp_multiclass", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0"]
+    # The digits experiment (a standard LightningDataModule and a multi-class model), two seeds
+    # per job as replicas: the cluster path is not the notebook's alone. The DDP and requeue
+    # tests below run the notebook's.
+    digits = ["data=digits", "model=mlp_multiclass", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0", "replicas=2"]
     result = run_train([*ON_SLURM, "optimizer=adam,sgd", *digits], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sweep_dir = only_sweep(tmp_path)
-    rows = summary(sweep_dir)
-    assert [row["status"] for row in rows] == ["ok", "ok"]
+    rows = {(row["job"], row["overrides"]): row for row in summary(sweep_dir)}
+    assert [row["status"] for row in rows.values()] == ["ok"] * 4  # each replica a seed of its job
     assert set(slurm_states(sweep_dir).values()) == {"COMPLETED"}
-    assert "sweep logs/multiruns/" in result.stdout and "2 jobs, 2 ok, 0 failed" in result.stdout
-    for job, row in zip(job_dirs(sweep_dir), rows):  # hydra.launcher.cpus_per_task=1: one torch thread, not one per core
+    assert "sweep logs/multiruns/" in result.stdout and "4 jobs, 4 ok, 0 failed" in result.stdout
+    for job in job_dirs(sweep_dir):  # hydra.launcher.cpus_per_task=1: one torch thread, not one per core
         assert "torch threads: 1" in (job / "train.log").read_text()
-        scalars = read_scalars(job)
-        assert len(scalars["train/loss"]) == 2 and float(row["test/acc"]) == pytest.approx(scalars["test/acc"][-1][1], rel=1e-6)
+        for k in range(2):
+            scalars = read_scalars(job / f"replica_{k:02d}")
+            (row,) = (row for (name, _), row in rows.items() if name == f"{job.name}/replica_{k:02d}")
+            assert len(scalars["train/loss"]) == 2 and float(row["test/acc"]) == pytest.approx(scalars["test/acc"][-1][1], rel=1e-6)
 
 
 def test_ddp_over_two_slurm_tasks_trains_one_model_with_one_set_of_logs(tmp_path: Path) -> None:
