@@ -11,9 +11,14 @@
    ``optlab.speed``, the fused optimizer, the in-memory batches, the progress bar's refresh
    rate), interleaved with the default run; each measure's saving is the median of the
    paired differences.
-3. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
+   The layout of the replicas' stacked matrices is measured on their vectorised step alone.
+3. Replicas: a 3-optimizer x 10-seed comparison (30 trained models) as 30 notebook loops vs
+   three runs of ``replicas=10``, per trained model and epoch, interleaved per optimizer
+   (Adam's replicas checked against their loops' first-epoch losses); then the time per
+   epoch of ``replicas=K`` for K = 1, 4, 10, 32, relative to K = 1.
+4. Whole process: ``python train.py`` vs ``benchmarks/plain_notebook.py``, wall time and
    peak memory, and the time from launch to the first training step.
-4. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
+5. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
    (this template's; all jobs at once, and at most two), and ``hydra/launcher=joblib`` (Hydra's
    plugin), checking that every launcher gives the same losses.
 
@@ -66,7 +71,7 @@ def plain_epoch_sums() -> tuple[float, list[float]]:
     return statistics.fmean(seconds[1:]), sums
 
 
-def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = ()) -> tuple[float, list[float]]:
+def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = (), epochs: int = EPOCHS) -> tuple[float, list[float]]:
     """One run through the task train.py calls; returns the mean seconds of epochs 2-10 and the epoch sums."""
     from hydra import compose, initialize_config_dir
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -74,16 +79,77 @@ def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = ()) -> tupl
     from optlab.train import train
 
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}", *overrides])
+        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}",
+                                          f"trainer.max_epochs={epochs}", *overrides])
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # the progress bar still draws
         train(cfg)
     events = EventAccumulator(str(output_dir))
     events.Reload()
     epoch_ends = events.Scalars("train/loss_epoch")
-    assert len(epoch_ends) == EPOCHS
+    assert len(epoch_ends) == epochs
     seconds = [later.wall_time - earlier.wall_time for earlier, later in zip(epoch_ends, epoch_ends[1:])]
     return statistics.fmean(seconds), [event.value * N_TRAIN for event in epoch_ends]
 
+
+def seeded_network(seed: int) -> NeuralNetwork:
+    """The notebook's network as ``torch.manual_seed(seed)`` right before its layers would draw it."""
+    model = NeuralNetwork()  # seeds 2020 itself
+    torch.manual_seed(seed)
+    for layer in (model.fc1, model.fc2, model.out):  # in the order the layers were created
+        layer.reset_parameters()
+    return model
+
+
+def plain_loop_seconds(optimizer: str, seed: int, epochs: int) -> tuple[float, list[float]]:
+    """One notebook loop: the mean seconds of its epochs after the first, and its epoch sums."""
+    X_train, _, Y_train, _ = notebook_data()
+    model = seeded_network(seed)
+    step = NOTEBOOK_OPTIMIZERS[optimizer](model.parameters())
+    seconds, sums = [], []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        sums += train_network(model, step, torch.nn.BCELoss(), 1, 16, X_train, Y_train)
+        seconds.append(time.perf_counter() - started)
+    return statistics.fmean(seconds[1:]), sums
+
+
+def replica_epoch_sums(run_dir: Path, replicas: int) -> list[list[float]]:
+    """Each replica's epoch sums, from its own event file (``<run>/replica_NN/``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sums = []
+    for k in range(replicas):
+        events = EventAccumulator(str(run_dir / f"replica_{k:02d}"))
+        events.Reload()
+        sums.append([event.value * N_TRAIN for event in events.Scalars("train/loss_epoch")])
+    return sums
+
+
+REPLICA_COUNTS = (1, 4, 10, 32)
+
+
+def replica_step_seconds(transposed: bool, replicas: int = 10, steps: int = 200) -> float:
+    """Median seconds of one vectorised training step (model_step, backward, fused Adam) over ``replicas`` notebook models."""
+    from optlab.model import BinaryClassifier
+    from optlab.replicas import Replicas
+
+    models = []
+    for k in range(replicas):
+        torch.manual_seed(2020 + k)
+        models.append(BinaryClassifier(input_size=64))
+    stacked = Replicas(models, seeds=list(range(replicas)), optimizer=lambda params: torch.optim.Adam(params, fused=True),
+                       transposed=transposed)
+    optimizer = stacked.configure_optimizers()
+    X_train, _, Y_train, _ = notebook_data()
+    seconds = []
+    for step in range(steps):
+        batch = (X_train[16 * step : 16 * step + 16], Y_train[16 * step : 16 * step + 16])
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        stacked._step(stacked._weights(), batch)[0].sum().backward()
+        optimizer.step()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds[10:])
 
 # Each speed measure the template keeps, and the overrides that take it away.
 ABLATION = {
@@ -155,7 +221,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--sweep-reps", type=int, default=3)
     parser.add_argument("--ablation-reps", type=int, default=5)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "ablation", "process", "sweep"])
+    parser.add_argument("--replica-reps", type=int, default=2)
+    parser.add_argument("--replica-seeds", type=int, default=10)
+    parser.add_argument("--replica-epochs", type=int, default=3)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "ablation", "replicas", "process", "sweep"])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="optlab-bench-"))
     rows: list[tuple[str, str, str, str]] = []
@@ -187,6 +256,51 @@ def main() -> None:
             print(f"  ablation rep {rep}: " + ", ".join(f"{100 * v[-1]:+.1f}%" for v in savings.values()), flush=True)
         ablation_rows = [(name, f"{100 * statistics.median(values):+.1f}%",
                           f"{100 * min(values):+.1f}% .. {100 * max(values):+.1f}%") for name, values in savings.items()]
+        # The replicas' layout measure, on the vectorised step alone (a run with replicas pays it every step).
+        layout = []
+        for _ in range(args.ablation_reps):
+            with_it, without = replica_step_seconds(transposed=True), replica_step_seconds(transposed=False)
+            layout.append((without - with_it) / without)
+        ablation_rows.append(("replicas=10: matrices stored [K, in, out] (optlab.speed.stored_layout), per vectorised step",
+                              f"{100 * statistics.median(layout):+.1f}%", f"{100 * min(layout):+.1f}% .. {100 * max(layout):+.1f}%"))
+
+    if "replicas" not in args.skip:
+        # 3 optimizers x SEEDS seeds: 30 notebook loops, one per trained model, against three
+        # runs of replicas=SEEDS, interleaved per optimizer; the ratio is per trained model.
+        seeds, epochs = args.replica_seeds, args.replica_epochs
+        ratios, plain_per_model, ours_per_model, worst, later = [], [], [], 0.0, 0.0
+        template_epoch_sums(work / "replicas-warm-up", [f"replicas={seeds}"], epochs=2)
+        for rep in range(args.replica_reps):
+            plain_total = ours_total = 0.0
+            for optimizer in NOTEBOOK_OPTIMIZERS:
+                plain_runs = [plain_loop_seconds(optimizer, 2020 + k, epochs) for k in range(seeds)]
+                run_dir = work / f"replicas-{rep}-{optimizer}"
+                seconds, _ = template_epoch_sums(run_dir, [f"optimizer={optimizer}", f"replicas={seeds}"], epochs=epochs)
+                plain_total += sum(seconds for seconds, _ in plain_runs)
+                ours_total += seconds
+                if optimizer == "adam":  # each replica's first epoch is its loop's; later, rounding grows apart
+                    for (_, plain_sums), replica_sums in zip(plain_runs, replica_epoch_sums(run_dir, seeds), strict=True):
+                        worst = max(worst, check_same_losses(replica_sums[:1], plain_sums[:1]))
+                        later = max(later, max(abs(a - b) / abs(b) for a, b in zip(replica_sums, plain_sums)))
+            plain_per_model.append(plain_total / (3 * seeds))
+            ours_per_model.append(ours_total / (3 * seeds))
+            ratios.append(ours_total / plain_total)
+            print(f"  replicas rep {rep}: per trained model and epoch, plain {plain_per_model[-1] * 1e3:.1f} ms, "
+                  f"replicas={seeds} {ours_per_model[-1] * 1e3:.1f} ms", flush=True)
+        rows.append((f"3 optimizers x {seeds} seeds, per trained model and epoch: {3 * seeds} notebook loops vs "
+                     f"3 runs of replicas={seeds} (s)", f"{statistics.median(plain_per_model):.3f}",
+                     f"{statistics.median(ours_per_model):.3f}", f"{statistics.median(ratios):.2f}"))
+        print(f"  Adam replicas' first-epoch losses equal to their loops': largest relative difference {worst:.1e} "
+              f"(over all {epochs} epochs {later:.1e}: fused vs the notebook's Adam and batched matmuls round apart)", flush=True)
+        scaling: dict[int, list[float]] = {k: [] for k in REPLICA_COUNTS}
+        for rep in range(args.replica_reps):
+            for k in REPLICA_COUNTS:
+                scaling[k].append(template_epoch_sums(work / f"scaling-{rep}-{k}", [f"replicas={k}"], epochs=epochs)[0])
+            print("  scaling rep {}: ".format(rep) + ", ".join(f"K={k} {scaling[k][-1]:.2f} s" for k in REPLICA_COUNTS), flush=True)
+        for k in REPLICA_COUNTS[1:]:
+            ratio = statistics.median(o / one for o, one in zip(scaling[k], scaling[1]))
+            rows.append((f"replicas={k} vs replicas=1, time per epoch (s); per replica {ratio / k:.2f}",
+                         f"{statistics.median(scaling[1]):.3f}", f"{statistics.median(scaling[k]):.3f}", f"{ratio:.2f}"))
 
     if "process" not in args.skip:
         plain_wall, ours_wall, plain_rss, ours_rss, startup = [], [], [], [], []
