@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 CPU_TORCH := torch==2.13.0
 ARGS ?=
 
-.PHONY: install install-dev train test test-all bench bench-gpu report readme-comparison clean-venv
+.PHONY: install install-dev train test test-all bench bench-gpu report readme-comparison readme-replicas clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ README_SWEEP := logs/multiruns/readme_$(shell date +%Y-%m-%d_%H-%M-%S)
 readme-comparison: install
 	$(PY) train.py experiment=optimizer_comparison hydra.sweep.dir=$(README_SWEEP) callbacks.progress_bar.refresh_rate=0
 	$(PY) scripts/refresh_readme_comparison.py $(README_SWEEP)
+
+## The same comparison with ten seeds per optimizer trained together (replicas=10): the README's second figure.
+README_REPLICAS := logs/multiruns/readme_replicas_$(shell date +%Y-%m-%d_%H-%M-%S)
+readme-replicas: install
+	$(PY) train.py experiment=optimizer_comparison replicas=10 hydra.sweep.dir=$(README_REPLICAS) callbacks.progress_bar.refresh_rate=0
+	$(PY) scripts/refresh_readme_comparison.py $(README_REPLICAS) replicas_comparison.png
 
 clean-venv:
 	rm -rf $(VENV)

@@ -110,6 +110,19 @@ def test_a_model_without_model_step_is_refused_in_one_line(tmp_path: Path) -> No
                                              "model._target_=test_replicas.Unstepped"]))
 
 
+def test_a_model_that_builds_its_own_optimizer_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"^replicas=2: OwnOptimizer takes no optimizer argument"):
+        train_here(compose_config(tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2",
+                                             "model._target_=test_replicas.OwnOptimizer"]))
+
+
+class OwnOptimizer(BinaryClassifier):
+    """The notebook's model with its optimizer chosen in code, as Lightning's own examples do."""
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__(input_size, optimizer=lambda params: torch.optim.SGD(params, lr=0.01))
+
+
 class Unstepped(BinaryClassifier):
     """The notebook's model with its steps written inline, as Lightning's own examples do."""
 
@@ -143,5 +156,8 @@ def test_a_sweep_counts_replicas_and_seed_jobs_alike_with_their_uncertainty(tmp_
         assert float(row["mean"]) == pytest.approx(mean, rel=1e-6)
         assert float(row["std"]) == pytest.approx(sd, rel=1e-6)
         assert (float(row["ci95_low"]), float(row["ci95_high"])) == pytest.approx((low, high), rel=1e-6)
+    # Each run's closing lines give its replicas' spread: the two seeds of the first job, adam with seeds 0 and 1.
+    adam = finals["adam"][:2]
+    assert f"2 seeds: val/loss {statistics.mean(adam):.6g} ± {statistics.stdev(adam):.2g} (sd)" in result.stdout
     p_value = stats.ttest_ind(finals["adam"], finals["sgd"], equal_var=False).pvalue
     assert [float(row["p_vs_best"]) for row in rows if row["p_vs_best"]] == pytest.approx([p_value], rel=1e-6)

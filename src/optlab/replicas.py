@@ -51,6 +51,7 @@ from torchmetrics import Metric
 
 from optlab.errors import ConfigError, UserError
 from optlab.loggers import MetricHistory
+from optlab.model_arguments import declared_parameters
 from optlab.results import REPLICA_FILE, REPLICA_PREFIX
 from optlab.speed import module_layout, stored_layout
 from optlab.uncertainty import summarise
@@ -87,6 +88,9 @@ def check_replicable(replicas: int, model_class: type, factories: Mapping[str, A
     if not callable(getattr(model_class, "model_step", None)):
         raise UserError(f"replicas={replicas}: {name} has no model_step(batch) to vectorise; replicas need its "
                         "training/validation/test steps to take their loss from self.model_step(batch) (docs/replicas.md)")
+    if "optimizer" not in declared_parameters(model_class):
+        raise UserError(f"replicas={replicas}: {name} takes no optimizer argument (its configure_optimizers builds its "
+                        "own); replicas build the configured optimizer over their stacked weights, so the model must take it")
     optimizer = factories.get("optimizer")
     target = getattr(optimizer, "func", None)
     if optimizer is None or getattr(target, "__name__", None) not in ELEMENTWISE_OPTIMIZERS:
