@@ -161,3 +161,23 @@ def test_a_sweep_counts_replicas_and_seed_jobs_alike_with_their_uncertainty(tmp_
     assert f"2 seeds: val/loss {statistics.mean(adam):.6g} ± {statistics.stdev(adam):.2g} (sd)" in result.stdout
     p_value = stats.ttest_ind(finals["adam"], finals["sgd"], equal_var=False).pvalue
     assert [float(row["p_vs_best"]) for row in rows if row["p_vs_best"]] == pytest.approx([p_value], rel=1e-6)
+
+
+def test_eval_scores_every_replica_of_a_replicas_checkpoint(runs: dict[str, Path], tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONFIG_DIR
+    from optlab.cli import execute
+    from optlab.validation import validate_evaluation
+
+    checkpoint = runs["replicas"] / "checkpoints" / "last.ckpt"
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=[f"ckpt_path={checkpoint}", f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}",
+                                         "data.n_samples=1000"])
+    result = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    logged = read_scalars(tmp_path)
+    trained = [json.loads((runs["replicas"] / f"replica_{k:02d}" / "result.json").read_text())["metrics"] for k in range(3)]
+    for k, metrics in enumerate(trained):  # the weights each replica ended with, scored again
+        for name in ("test/loss", "test/acc"):
+            assert logged[f"replica_{k:02d}/{name}"][-1][1] == pytest.approx(metrics[name], rel=1e-6)
+    assert result.metrics["test/acc"] == pytest.approx(statistics.mean(m["test/acc"] for m in trained), rel=1e-6)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from omegaconf import DictConfig
@@ -13,6 +15,7 @@ from optlab.checkpoints import check_state_fits, load_checkpoint
 from optlab.cli import hydra_choices
 from optlab.console import closing_block, quiet_lightning
 from optlab.model_arguments import data_arguments, linked_arguments
+from optlab.replicas import Replicas, is_replicas_checkpoint, rebuild_replicas, replica_summary, split_replica_metrics
 from optlab.results import RunResult
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ def load_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightnin
     """
     model_class = target_class(cfg.model, "model")
     checkpoint = load_checkpoint(cfg.ckpt_path)
+    if is_replicas_checkpoint(checkpoint):
+        return load_replicas(cfg, datamodule, model_class, checkpoint)
     # What the checkpoint's hyper-parameters lack, and every size the data knows (it may differ from the checkpoint's).
     linked = {**linked_arguments(model_class, datamodule, configured=checkpoint["hyper_parameters"].keys()),
               **data_arguments(model_class, datamodule)}
@@ -40,6 +45,20 @@ def load_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightnin
         raise
 
 
+def load_replicas(cfg: DictConfig, datamodule: L.LightningDataModule, model_class: type,
+                  checkpoint: dict[str, Any]) -> Replicas:
+    """A ``replicas=K`` checkpoint: every replica rebuilt from the hyper-parameters it was trained with, then loaded."""
+    def build_model(hyper_parameters: Mapping[str, Any]) -> L.LightningModule:
+        linked = {**linked_arguments(model_class, datamodule, configured=hyper_parameters.keys()),
+                  **data_arguments(model_class, datamodule)}
+        return model_class(**{**hyper_parameters, **linked})
+
+    model = rebuild_replicas(checkpoint, build_model)
+    check_state_fits(checkpoint, cfg.ckpt_path, model, cfg, hydra_choices())
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
 def evaluate(cfg: DictConfig) -> RunResult:
     """Test the checkpoint's weights (checked by ``optlab.validation.validate_evaluation``)."""
     quiet_lightning()
@@ -47,6 +66,9 @@ def evaluate(cfg: DictConfig) -> RunResult:
     model = load_model(cfg, datamodule)
     trainer: L.Trainer = build_trainer(cfg.trainer, logger=build_group(cfg.get("logger"), "logger"))
     metrics = {name: float(value) for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
+    # A replicas checkpoint: the loggers get each replica's test metrics as replica_NN/<name>, the table their mean.
+    metrics, each_replica = split_replica_metrics(metrics, len(getattr(model, "seeds", ())))
     if trainer.is_global_zero:
-        log.info("checkpoint %s\n%s", cfg.ckpt_path, closing_block(metrics, Path(cfg.paths.output_dir), cfg.get("logger")))
+        spread = replica_summary(next(iter(sorted(metrics)), ""), each_replica)
+        log.info("checkpoint %s\n%s", cfg.ckpt_path, closing_block(metrics, Path(cfg.paths.output_dir), cfg.get("logger"), spread))
     return RunResult(status="ok", metrics=metrics)

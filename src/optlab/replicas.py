@@ -127,7 +127,7 @@ class Replicas(L.LightningModule):
     """
 
     def __init__(self, models: Sequence[L.LightningModule], seeds: Sequence[int],
-                 optimizer: Callable[..., torch.optim.Optimizer],
+                 optimizer: Callable[..., torch.optim.Optimizer] | None,
                  scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, transposed: bool = True) -> None:
         super().__init__()
         if buffers := [name for name, _ in models[0].named_buffers()]:
@@ -137,7 +137,9 @@ class Replicas(L.LightningModule):
         self.seeds = list(seeds)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.transposed = transposed
-        self.save_hyperparameters({"replicas": len(models), "seeds": self.seeds, "transposed": transposed})
+        # The model's own hyper-parameters too: eval.py rebuilds each replica from the checkpoint alone.
+        self.save_hyperparameters({"replicas": len(models), "seeds": self.seeds, "transposed": transposed,
+                                   "model": dict(models[0].hparams)})
         stacked, _ = stack_module_state(list(models))
         self._names = list(stacked)  # the model's own parameter names, e.g. net.0.weight
         # Matrices may be stored as [K, in, out] and handed to the model as [K, out, in] views
@@ -306,6 +308,8 @@ class Replicas(L.LightningModule):
         self._epoch_means = {}
 
     def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("Replicas needs an optimizer factory to train (a checkpoint loaded to be evaluated has none)")
         optimizer = self.optimizer_factory(self.stacked.values())
         if self.scheduler_factory is None:
             return optimizer
@@ -314,6 +318,17 @@ class Replicas(L.LightningModule):
 
 def _mean(values: Sequence[Any]) -> Tensor:
     return torch.stack([torch.as_tensor(value).detach().float() for value in values]).mean()
+
+
+def is_replicas_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
+    return {"replicas", "seeds", "model"} <= set(checkpoint.get("hyper_parameters", {}))
+
+
+def rebuild_replicas(checkpoint: Mapping[str, Any], build_model: Callable[[Mapping[str, Any]], L.LightningModule]) -> Replicas:
+    """A replicas run's checkpoint as the module it was: ``build_model`` makes one replica from its hyper-parameters."""
+    settings = checkpoint["hyper_parameters"]
+    models = [build_model(settings["model"]) for _ in settings["seeds"]]
+    return Replicas(models, settings["seeds"], optimizer=None, transposed=settings["transposed"])
 
 
 def replica_seeds(seed: int, replicas: int) -> list[int]:
