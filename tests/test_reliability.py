@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, compose_config, read_scalars, run_train, train_here
+from conftest import compose_config, read_scalars, run_train, train_here
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
