@@ -123,7 +123,10 @@ def train(cfg: DictConfig) -> RunResult:
     # Lightning logs the model's and data module's hyper-parameters itself; these add the
     # optimizer's, which the model only holds as a factory.
     hparams = run_hparams(cfg, optimizer_name(cfg))
-    for run_loggers, run_params in [(loggers, hparams), *replica_hparams(replica_loggers, hparams, cfg.seed)]:
+    sessions = [(trainer.loggers, hparams)]  # debug=fast_dev_run: Lightning put a logger that writes nothing in
+    if replicas > 1 and trainer.loggers == routed:
+        sessions = [(loggers, hparams), *replica_hparams(replica_loggers, hparams, cfg.seed)]
+    for run_loggers, run_params in sessions:
         for logger in run_loggers:
             logger.log_hyperparams(run_params)
         write_hparams_session(run_loggers, run_params)
