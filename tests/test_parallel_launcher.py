@@ -212,14 +212,14 @@ def test_a_stopped_sweep_leaves_every_job_a_resumable_checkpoint(tmp_path: Path,
 
 
 def test_replicas_under_the_parallel_launcher_give_the_sequential_numbers(tmp_path: Path) -> None:
-    """Each job trains two seeds as replicas; one thread per job in parallel or all cores in sequence, the same numbers."""
+    """Each job trains two seeds as replicas; one thread per job in parallel (ours, Hydra's joblib) or all cores in sequence, the same numbers."""
     replicas = [*SWEEP, "replicas=2", "data.n_samples=400"]
     losses = {}
-    for launcher in ("basic", "parallel"):
+    for launcher in ("basic", "parallel", "joblib"):
         sweep = tmp_path / launcher
         result = run_train([*replicas, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=ALL_CORES)
         assert result.returncode == 0, result.stderr[-3000:]
         losses[launcher] = [read_scalars(job / f"replica_{k:02d}")["train/loss_epoch"] for job in job_dirs(sweep) for k in range(2)]
         assert "4 jobs, 4 ok, 0 failed" in result.stdout  # each replica a seed of its job
     assert len(losses["basic"]) == 4 and all(len(curve) == 2 for curve in losses["basic"])
-    assert losses["parallel"] == losses["basic"]
+    assert losses["parallel"] == losses["joblib"] == losses["basic"]

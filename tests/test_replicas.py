@@ -181,3 +181,13 @@ def test_eval_scores_every_replica_of_a_replicas_checkpoint(runs: dict[str, Path
         for name in ("test/loss", "test/acc"):
             assert logged[f"replica_{k:02d}/{name}"][-1][1] == pytest.approx(metrics[name], rel=1e-6)
     assert result.metrics["test/acc"] == pytest.approx(statistics.mean(m["test/acc"] for m in trained), rel=1e-6)
+
+
+def test_replicas_log_per_step_values_at_the_steps_a_single_run_does(tmp_path: Path) -> None:
+    """Replicas skip the per-step values no logger would see; with gradient accumulation the steps logged are still the single run's."""
+    args = ["data.n_samples=1000", "trainer.max_epochs=1", "trainer.accumulate_grad_batches=3", "trainer.log_every_n_steps=4"]
+    train_here(compose_config(tmp_path / "single", args))
+    train_here(compose_config(tmp_path / "replicas", [*args, "replicas=2"]))
+    single, replica = read_scalars(tmp_path / "single")["train/loss_step"], read_scalars(tmp_path / "replicas" / "replica_00")["train/loss_step"]
+    assert len(single) == 4 and [step for step, _ in replica] == [step for step, _ in single]
+    assert [value for _, value in replica] == pytest.approx([value for _, value in single], rel=1e-4)

@@ -104,7 +104,7 @@ def check_replicable(replicas: int, model_class: type, factories: Mapping[str, A
     clip = trainer.get("gradient_clip_val")
     if clip and trainer.get("gradient_clip_algorithm", "norm") == "norm":
         raise ConfigError("trainer.gradient_clip_val", clip, f"replicas={replicas}: the gradient norm would be one "
-                          "norm over all replicas; add trainer.gradient_clip_algorithm=value (element-wise) or use replicas=1")
+                          "norm over all replicas; add +trainer.gradient_clip_algorithm=value (element-wise) or use replicas=1")
 
 
 class _ModelStep(nn.Module):
