@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -74,6 +75,17 @@ def diverged(trainer: L.Trainer) -> NumericalError:
     )
 
 
+def build_model(cfg: DictConfig, linked: dict[str, Any], factories: dict[str, Any]) -> tuple[L.LightningModule, list[L.LightningModule]]:
+    """The model; with ``replicas=K``, the K models (replica k drawn right after ``torch.manual_seed(seed + k)``) as one."""
+    seeds = replica_seeds(cfg.seed, cfg.get("replicas", 1))
+    models = []
+    for seed in seeds:
+        # The notebook calls torch.manual_seed(2020) right before it creates the layers.
+        torch.manual_seed(seed)
+        models.append(build(cfg.model, "model", **linked, _convert_="all"))
+    return (models[0] if len(models) == 1 else Replicas(models, seeds, **factories)), models
+
+
 def train(cfg: DictConfig) -> RunResult:
     """Fit the model on the training rows, test it on the held-out rows; the run's outcome.
 
@@ -104,12 +116,7 @@ def train(cfg: DictConfig) -> RunResult:
     linked = linked_arguments(model_class, datamodule, configured=cfg.model.keys(), factories=factories)
     replicas = cfg.get("replicas", 1)
     check_replicable(replicas, model_class, factories, cfg.trainer)
-    models = []
-    for seed in replica_seeds(cfg.seed, replicas):
-        # The notebook calls torch.manual_seed(2020) right before it creates the layers.
-        torch.manual_seed(seed)
-        models.append(build(cfg.model, "model", **linked, _convert_="all"))
-    model: L.LightningModule = models[0] if replicas == 1 else Replicas(models, replica_seeds(cfg.seed, replicas), **factories)
+    model, models = build_model(cfg, linked, factories)
     if cfg.get("ckpt_path"):
         check_state_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, model, cfg, hydra_choices())
 
