@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,9 @@ class Replicas(L.LightningModule):
                 owner, attribute = self._owner(model, name)
                 del owner._parameters[attribute]  # the stacked parameter is the replica's weight from now on
         self._step = vmap(self._one_step, in_dims=(0, None), randomness="different")
+        # Built once, kept out of the module tree: replica 0's model_step as a forward, and each replica's self.log.
+        object.__setattr__(self, "_step_module", _ModelStep(models[0]))
+        self._replica_logs = [partial(self._log_replica, k) for k in range(len(models))]
         self._bind_views()
 
     @staticmethod
@@ -183,27 +187,30 @@ class Replicas(L.LightningModule):
         return self
 
     def _one_step(self, weights: dict[str, Tensor], batch: Any) -> Any:
-        return functional_call(_ModelStep(self.replicas[0]), {f"model.{n}": w for n, w in weights.items()}, (batch,))
+        return functional_call(self._step_module, {f"model.{n}": w for n, w in weights.items()}, (batch,))
 
     # --- each replica's own step and hooks, with the vectorised model_step's results --------
 
     @contextmanager
-    def _as_replica(self, k: int, outputs: Any = None) -> Iterator[list[bool]]:
-        """Replica k's ``self.log`` goes to its own metric names; its ``model_step`` returns its share of ``outputs``."""
+    def _as_replica(self, k: int, share: Any = None) -> Iterator[list[bool]]:
+        """Replica k's ``self.log`` goes to its own metric names; its ``model_step`` returns ``share``, its part of the vectorised one's."""
         model, called = self.replicas[k], [False]
-        model.log = lambda name, value, **options: self._log_replica(k, name, value, **options)
 
         def model_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
             called[0] = True
-            return outputs[k] if isinstance(outputs, Tensor) else type(outputs)(output[k] for output in outputs)
+            return share
 
-        if outputs is not None:
-            model.model_step = model_step
+        # Instance attributes shadow the class's methods for this call only (plain functions:
+        # nn.Module's __setattr__ has nothing to register).
+        attributes = vars(model)
+        attributes["log"] = self._replica_logs[k]
+        if share is not None:
+            attributes["model_step"] = model_step
         try:
             yield called
         finally:
-            vars(model).pop("log", None)
-            vars(model).pop("model_step", None)
+            attributes.pop("log", None)
+            attributes.pop("model_step", None)
 
     def _log_replica(self, k: int, name: str, value: Any, prog_bar: bool = False, **options: Any) -> None:
         if self._unlogged_step(options):
@@ -247,10 +254,10 @@ class Replicas(L.LightningModule):
     def _steps(self, hook: str, batch: Any, batch_idx: int) -> list[Any]:
         """The vectorised ``model_step``, then every replica's own ``<stage>_step`` on its share."""
         self._logged = {}
-        outputs = self._step(self._weights(), batch)
+        shares = unstack(self._step(self._weights(), batch), len(self.replicas))
         results = []
         for k, model in enumerate(self.replicas):
-            with self._as_replica(k, outputs) as called:
+            with self._as_replica(k, shares[k]) as called:
                 results.append(getattr(model, hook)(batch, batch_idx))
             if not called[0]:
                 raise UserError(f"replicas={len(self.replicas)}: {type(model).__name__}.{hook} does not take its loss "
@@ -314,6 +321,20 @@ class Replicas(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+
+
+def unstack(outputs: Any, count: int) -> list[Any]:
+    """The vectorised ``model_step``'s outputs (tensors ``[K, ...]`` in a tuple, list or dict) as K per-replica ones."""
+    if isinstance(outputs, Tensor):
+        return list(outputs.unbind(0))
+    if isinstance(outputs, Mapping):
+        parts = {key: unstack(value, count) for key, value in outputs.items()}
+        return [type(outputs)({key: value[k] for key, value in parts.items()}) for k in range(count)]
+    if isinstance(outputs, tuple | list):
+        columns = [unstack(output, count) for output in outputs]
+        rebuild = type(outputs)._make if hasattr(outputs, "_fields") else type(outputs)  # a namedtuple, or a plain sequence
+        return [rebuild(column[k] for column in columns) for k in range(count)]
+    raise TypeError(f"model_step returned a {type(outputs).__name__}; replicas split tensors, or tuples, lists and dicts of them")
 
 
 def _mean(values: Sequence[Any]) -> Tensor:
