@@ -220,6 +220,6 @@ def test_replicas_under_the_parallel_launcher_give_the_sequential_numbers(tmp_pa
         result = run_train([*replicas, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=ALL_CORES)
         assert result.returncode == 0, result.stderr[-3000:]
         losses[launcher] = [read_scalars(job / f"replica_{k:02d}")["train/loss_epoch"] for job in job_dirs(sweep) for k in range(2)]
-        assert "4 jobs, 4 ok, 0 failed" in result.stdout  # each replica a seed of its job
+        assert "4 jobs (replicas of 2 runs), 4 ok, 0 failed" in result.stdout  # each replica a seed of its job
     assert len(losses["basic"]) == 4 and all(len(curve) == 2 for curve in losses["basic"])
     assert losses["parallel"] == losses["joblib"] == losses["basic"]

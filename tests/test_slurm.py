@@ -101,7 +101,7 @@ def test_a_sweep_runs_each_job_as_a_slurm_job_with_the_threads_it_was_given(tmp_
     rows = {(row["job"], row["overrides"]): row for row in summary(sweep_dir)}
     assert [row["status"] for row in rows.values()] == ["ok"] * 4  # each replica a seed of its job
     assert set(slurm_states(sweep_dir).values()) == {"COMPLETED"}
-    assert "sweep logs/multiruns/" in result.stdout and "4 jobs, 4 ok, 0 failed" in result.stdout
+    assert "sweep logs/multiruns/" in result.stdout and "4 jobs (replicas of 2 runs), 4 ok, 0 failed" in result.stdout
     for job in job_dirs(sweep_dir):  # hydra.launcher.cpus_per_task=1: one torch thread, not one per core
         assert "torch threads: 1" in (job / "train.log").read_text()
         for k in range(2):

@@ -123,7 +123,12 @@ def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], settings: Repor
     keys = varying_keys(jobs)
     failed = sum(job.status != "ok" for job in jobs)
     better = "lower" if settings.direction == "minimize" else "higher"
-    heading = f"{plural(len(jobs), 'job')}, {len(jobs) - failed} ok, {failed} failed. Best first by `{settings.metric}` ({better} is better)."
+    replicas = [job for job in jobs if job.run_dir not in (None, job.path)]  # seeds a run trained together
+    counted = plural(len(jobs), "job")
+    if replicas:
+        some = "" if len(replicas) == len(jobs) else f"{len(replicas)} of them "
+        counted += f" ({some}replicas of {plural(len({job.run_dir for job in replicas}), 'run')})"
+    heading = f"{counted}, {len(jobs) - failed} ok, {failed} failed. Best first by `{settings.metric}` ({better} is better)."
     group_table = comparison_table(groups, settings, columns, every_column) if any(len(g.jobs) > 1 for g in groups) else None
     job_table = (
         ["job", "overrides", "status", *columns, "error"],
