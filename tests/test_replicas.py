@@ -13,6 +13,7 @@ from scipy import stats
 
 from conftest import compose_config, hparams_session, read_scalars, run_train, train_here
 from optlab.errors import ConfigError, UserError
+from optlab.examples.digits import MulticlassMLP
 from optlab.model import BinaryClassifier
 from optlab.replicas import Replicas
 
@@ -123,6 +124,17 @@ class OwnOptimizer(BinaryClassifier):
         super().__init__(input_size, optimizer=lambda params: torch.optim.SGD(params, lr=0.01))
 
 
+def test_a_hook_replicas_do_not_run_per_replica_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"^replicas=2: BatchHooked overrides on_train_batch_end, which replicas do not run"):
+        train_here(compose_config(tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2",
+                                             "model._target_=test_replicas.BatchHooked"]))
+
+
+class BatchHooked(BinaryClassifier):
+    def on_train_batch_end(self, outputs: object, batch: object, batch_idx: int) -> None:
+        pass
+
+
 class Unstepped(BinaryClassifier):
     """The notebook's model with its steps written inline, as Lightning's own examples do."""
 
@@ -191,3 +203,29 @@ def test_replicas_log_per_step_values_at_the_steps_a_single_run_does(tmp_path: P
     single, replica = read_scalars(tmp_path / "single")["train/loss_step"], read_scalars(tmp_path / "replicas" / "replica_00")["train/loss_step"]
     assert len(single) == 4 and [step for step, _ in replica] == [step for step, _ in single]
     assert [value for _, value in replica] == pytest.approx([value for _, value in single], rel=1e-4)
+
+
+class DigitsLoggingMore(MulticlassMLP):
+    """The digits model logging its accuracy per step and per epoch, and its own forward's output."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits, y = self.model_step(batch)
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
+        self.log("train/forward_mean", self(batch[0]).mean(), on_step=False, on_epoch=True)  # a replica's own forward
+        return loss
+
+
+def test_metric_objects_keep_lightnings_names_and_each_stage_its_own_means(tmp_path: Path) -> None:
+    """Non-fused RMSprop, validation twice an epoch, an accuracy object logged per step and per epoch."""
+    train_here(compose_config(tmp_path, ["data=digits", "model=mlp_multiclass", "model._target_=test_replicas.DigitsLoggingMore",
+                                         "optimizer=rmsprop", "trainer.max_epochs=1", "trainer.val_check_interval=0.5",
+                                         "replicas=2"]))
+    run = read_scalars(tmp_path)
+    replicas = [read_scalars(tmp_path / f"replica_{k:02d}") for k in range(2)]
+    assert len(run["val/loss"]) == 2 and "train/acc" not in run  # Lightning's names: train/acc_step, train/acc_epoch
+    assert [step for step, _ in run["train/acc_epoch"]] == [step for step, _ in run["train/loss"]]  # once, with the epoch
+    for tag in ("train/acc_epoch", "train/forward_mean"):
+        assert run[tag][-1][1] == pytest.approx(statistics.mean(r[tag][-1][1] for r in replicas), rel=1e-6)
+    assert len(replicas[0]["train/acc_step"]) > 0

@@ -69,6 +69,6 @@ def evaluate(cfg: DictConfig) -> RunResult:
     # A replicas checkpoint: the loggers get each replica's test metrics as replica_NN/<name>, the table their mean.
     metrics, each_replica = split_replica_metrics(metrics, len(getattr(model, "seeds", ())))
     if trainer.is_global_zero:
-        spread = replica_summary(next(iter(sorted(metrics)), ""), each_replica)
+        spread = replica_summary(next(iter(sorted(metrics)), ""), each_replica, where="each logged as replica_NN/<name>")
         log.info("checkpoint %s\n%s", cfg.ckpt_path, closing_block(metrics, Path(cfg.paths.output_dir), cfg.get("logger"), spread))
     return RunResult(status="ok", metrics=metrics)

@@ -113,9 +113,9 @@ class WandbLogger(LightningWandbLogger):
 class ReplicaRouter(Logger):
     """The one logger Lightning sees in a run with replicas: each metric goes to its run.
 
-    ``Replicas`` logs replica k's metrics as ``replica_0k/<name>`` and their mean as
+    ``Replicas`` logs replica k's metrics as ``replica_NN/<name>`` and their mean as
     ``<name>``. The mean goes to the run's configured loggers; replica k's metrics, under
-    the model's names, go to its own loggers in ``<run>/replica_0k/`` (TensorBoard events
+    the model's names, go to its own loggers in ``<run>/replica_NN/`` (TensorBoard events
     where the run logs to TensorBoard, and ``metrics.jsonl``). The steps are Lightning's, so
     replicas overlay in TensorBoard like separate runs.
     """
@@ -155,8 +155,9 @@ class ReplicaRouter(Logger):
 
         own, each = split_replica_metrics(metrics, len(self.replica_loggers))
         shared = {"epoch": metrics["epoch"]} if "epoch" in metrics else {}
-        for logger in self.run_loggers:
-            logger.log_metrics(own, step)
+        if set(own) - {"epoch"}:  # a step where only replicas logged: nothing of the run's own
+            for logger in self.run_loggers:
+                logger.log_metrics(own, step)
         for loggers, replica in zip(self.replica_loggers, each, strict=True):
             if replica:
                 for logger in loggers:

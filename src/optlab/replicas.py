@@ -36,6 +36,7 @@ reads a metric (``ReduceLROnPlateau``), a model that builds its own optimizer, a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -61,13 +62,31 @@ from optlab.uncertainty import summarise
 ELEMENTWISE_OPTIMIZERS = ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "NAdam", "RAdam", "RMSprop", "Rprop", "SGD")
 
 
+# The model's hooks each replica runs on its own instance; any other hook it overrides is refused.
+FORWARDED_HOOKS = ("setup", "on_fit_start", "on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start",
+                   "on_validation_epoch_end", "on_test_epoch_start", "on_test_epoch_end",
+                   "training_step", "validation_step", "test_step")
+UNFORWARDED_HOOKS = ("on_train_start", "on_train_end", "on_validation_start", "on_validation_end", "on_test_start",
+                     "on_test_end", "on_fit_end", "teardown", "on_train_batch_start", "on_train_batch_end",
+                     "on_validation_batch_start", "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end",
+                     "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad",
+                     "optimizer_step", "optimizer_zero_grad", "on_save_checkpoint", "on_load_checkpoint",
+                     "configure_callbacks", "configure_gradient_clipping", "predict_step", "backward",
+                     "on_validation_model_eval", "on_validation_model_train", "on_test_model_eval", "on_test_model_train",
+                     "transfer_batch_to_device", "on_before_batch_transfer", "on_after_batch_transfer")
+
+
 def replica_key(k: int) -> str:
     """Replica k's directory below the run, and the prefix of its metric names there: ``replica_03``."""
     return f"{REPLICA_PREFIX}{k:02d}"
 
 
+_REPLICA_METRIC = re.compile(rf"^{REPLICA_PREFIX}\d+/")
+
+
 def is_replica_metric(name: str) -> bool:
-    return name.startswith(REPLICA_PREFIX)
+    """``replica_03/val/loss``: a replica's metric as the run logs it (a model's own ``replica_x`` name is not one)."""
+    return _REPLICA_METRIC.match(name) is not None
 
 
 def split_replica_metrics(metrics: Mapping[str, Any], replicas: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -92,9 +111,20 @@ def check_replicable(replicas: int, model_class: type, factories: Mapping[str, A
     if "optimizer" not in declared_parameters(model_class):
         raise UserError(f"replicas={replicas}: {name} takes no optimizer argument (its configure_optimizers builds its "
                         "own); replicas build the configured optimizer over their stacked weights, so the model must take it")
+    if factories.get("scheduler") is not None and "scheduler" not in declared_parameters(model_class):
+        raise ConfigError("scheduler", getattr(factories["scheduler"], "func", factories["scheduler"]).__name__,
+                          f"replicas={replicas}: {name} takes no scheduler argument, so a single run would not use it either")
+    if overridden := [hook for hook in UNFORWARDED_HOOKS if getattr(model_class, hook, None) is not getattr(L.LightningModule, hook)]:
+        raise UserError(f"replicas={replicas}: {name} overrides {', '.join(overridden)}, which replicas do not run per "
+                        f"replica; they run {', '.join(FORWARDED_HOOKS)} (docs/replicas.md)")
+    precision = str(trainer.get("precision", "32-true"))
+    if precision.startswith("16"):
+        raise ConfigError("trainer.precision", precision, f"replicas={replicas}: float16's one gradient scaler would skip "
+                          "every replica's step when one replica's gradients overflow; use bf16-mixed or 32-true")
     optimizer = factories.get("optimizer")
     target = getattr(optimizer, "func", None)
-    if optimizer is None or getattr(target, "__name__", None) not in ELEMENTWISE_OPTIMIZERS:
+    if (optimizer is None or getattr(target, "__name__", None) not in ELEMENTWISE_OPTIMIZERS
+            or not getattr(target, "__module__", "").startswith("torch.optim")):
         shown = getattr(target, "__name__", None) or optimizer
         raise ConfigError("optimizer._target_", shown, f"replicas={replicas} needs an element-wise torch optimizer "
                           f"(one of {', '.join(ELEMENTWISE_OPTIMIZERS)}), which over stacked weights is one per replica")
@@ -173,12 +203,13 @@ class Replicas(L.LightningModule):
 
     def _bind_views(self) -> None:
         """Point each instance's weights at its slice of the stacked parameters (again after a move)."""
-        with torch.no_grad():
-            weights = self._weights()
-            for k, model in enumerate(self.replicas):
-                for name, value in weights.items():
-                    owner, attribute = self._owner(model, name)
-                    setattr(owner, attribute, value[k])
+        # Views of the detached stacked tensors: they follow every in-place update (the optimizer's, a
+        # checkpoint's) and stay usable with gradients on; training's gradients flow through model_step only.
+        weights = {name: value.detach() for name, value in self._weights().items()}
+        for k, model in enumerate(self.replicas):
+            for name, value in weights.items():
+                owner, attribute = self._owner(model, name)
+                setattr(owner, attribute, value[k])
 
     def _apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Replicas:
         # .to(device), .double(), ...: the stacked parameters are new tensors, and the views follow them.
@@ -213,6 +244,9 @@ class Replicas(L.LightningModule):
             attributes.pop("model_step", None)
 
     def _log_replica(self, k: int, name: str, value: Any, prog_bar: bool = False, **options: Any) -> None:
+        if options.get("reduce_fx", "mean") not in ("mean", torch.mean):
+            raise UserError(f"replicas={len(self.replicas)}: {type(self.replicas[k]).__name__} logs {name} with "
+                            f"reduce_fx={options['reduce_fx']!r}; replicas average each logged value, so only the mean is supported")
         if self._unlogged_step(options):
             return
         self._logged.setdefault(name, []).append((value, {"prog_bar": prog_bar, **options}))
@@ -235,11 +269,27 @@ class Replicas(L.LightningModule):
             if len(entries) != len(self.replicas):
                 continue
             values, options = [value for value, _ in entries], dict(entries[0][1])
-            if isinstance(values[0], Metric):  # its value is the epoch's: computed and logged at the epoch's end
-                self._epoch_means[name] = (values, {**options, "on_step": False, "on_epoch": True})
-            else:
+            if not isinstance(values[0], Metric):
                 self.log(name, _mean(values), **options)
+                continue
+            # A metric object's epoch value is computed at the epoch's end, under the name Lightning gives
+            # it (``<name>_epoch`` when it is logged per step too); its per-step values stay the replicas' own.
+            on_step, on_epoch = self._levels(options)
+            if on_epoch:
+                epoch_name = f"{name}_epoch" if on_step else name
+                self._epoch_means.setdefault(self._stage(), {})[epoch_name] = (
+                    values, {**options, "on_step": False, "on_epoch": True})
         self._logged = {}
+
+    def _levels(self, options: Mapping[str, Any]) -> tuple[bool, bool]:
+        """``on_step`` and ``on_epoch`` as Lightning resolves them in the current hook."""
+        in_training_step = self._current_fx_name == "training_step"
+        on_step = options.get("on_step")
+        on_epoch = options.get("on_epoch")
+        return (in_training_step if on_step is None else on_step), (not in_training_step if on_epoch is None else on_epoch)
+
+    def _stage(self) -> str:
+        return str(self.trainer.state.stage)
 
     def _each(self, hook: str, *args: Any) -> list[Any]:
         """Run ``hook`` on every replica (its logs to its own names), then log their means."""
@@ -268,7 +318,8 @@ class Replicas(L.LightningModule):
     # --- Lightning's hooks ---------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        self._epoch_means: dict[str, tuple[list[Metric], dict[str, Any]]] = {}
+        # Per stage, the metric objects whose mean is logged when that stage's epoch ends.
+        self._epoch_means: dict[str, dict[str, tuple[list[Metric], dict[str, Any]]]] = {}
         for model in self.replicas:
             model.trainer = self.trainer
         self._each("setup", stage)
@@ -288,7 +339,7 @@ class Replicas(L.LightningModule):
         self._each("on_fit_start")
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_means = {}
+        self._epoch_means.pop(self._stage(), None)
         self._each("on_train_epoch_start")
 
     def on_train_epoch_end(self) -> None:
@@ -310,9 +361,9 @@ class Replicas(L.LightningModule):
         self._log_epoch_means()
 
     def _log_epoch_means(self) -> None:
-        for name, (metrics, options) in self._epoch_means.items():
+        """The means of this stage's metric objects (training's, validation's or the test's), once its epoch ends."""
+        for name, (metrics, options) in self._epoch_means.pop(self._stage(), {}).items():
             self.log(name, _mean([metric.compute() for metric in metrics]), **options)
-        self._epoch_means = {}
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
@@ -383,7 +434,7 @@ def write_replica_records(output_dir: Path, seeds: Sequence[int]) -> None:
         (directory / REPLICA_FILE).write_text(json.dumps({"replica": k, "seed": seed}) + "\n")
 
 
-def replica_summary(metric: str, each: Sequence[Mapping[str, float]]) -> str | None:
+def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str = f"each in {REPLICA_PREFIX}NN/") -> str | None:
     """``10 seeds: val/loss 0.0123 ± 0.0045 (sd), 95 % CI [0.0091, 0.0155]`` for the console."""
     if len(each) < 2:
         return None
@@ -391,4 +442,4 @@ def replica_summary(metric: str, each: Sequence[Mapping[str, float]]) -> str | N
     if summary is None or summary.std is None:
         return None
     return (f"{summary.n} seeds: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
-            f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; each in {REPLICA_PREFIX}NN/")
+            f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; {where}")
