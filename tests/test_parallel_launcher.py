@@ -211,15 +211,30 @@ def test_a_stopped_sweep_leaves_every_job_a_resumable_checkpoint(tmp_path: Path,
         assert checkpoint["global_step"] > 250, job.name  # saved at the interrupt, not at epoch 1's end
 
 
-def test_replicas_under_the_parallel_launcher_give_the_sequential_numbers(tmp_path: Path) -> None:
-    """Each job trains two seeds as replicas; one thread per job in parallel (ours, Hydra's joblib) or all cores in sequence, the same numbers."""
-    replicas = [*SWEEP, "replicas=2", "data.n_samples=400"]
-    losses = {}
-    for launcher in ("basic", "parallel", "joblib"):
-        sweep = tmp_path / launcher
-        result = run_train([*replicas, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=ALL_CORES)
-        assert result.returncode == 0, result.stderr[-3000:]
-        losses[launcher] = [read_scalars(job / f"replica_{k:02d}")["train/loss_epoch"] for job in job_dirs(sweep) for k in range(2)]
-        assert "4 jobs (replicas of 2 runs), 4 ok, 0 failed" in result.stdout  # each replica a seed of its job
-    assert len(losses["basic"]) == 4 and all(len(curve) == 2 for curve in losses["basic"])
-    assert losses["parallel"] == losses["joblib"] == losses["basic"]
+REPLICAS_SWEEP = [*(a for a in SWEEP if not a.startswith(("trainer.max_epochs", "data.n_samples"))),
+                  "replicas=2", "data.n_samples=400", "trainer.max_epochs=1"]
+
+
+def replica_losses(launcher: str, work: Path) -> list[list[tuple[int, float]]]:
+    """Every replica's epoch losses in a sweep of two jobs of two replicas each, on ``launcher``."""
+    sweep = work / launcher
+    result = run_train([*REPLICAS_SWEEP, f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep}"], cwd=work, env=ALL_CORES)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "4 jobs (replicas of 2 runs), 4 ok, 0 failed" in result.stdout  # each replica a seed of its job
+    return [read_scalars(job / f"replica_{k:02d}")["train/loss_epoch"] for job in job_dirs(sweep) for k in range(2)]
+
+
+@pytest.fixture(scope="module")
+def sequential_replica_losses(tmp_path_factory: pytest.TempPathFactory) -> list[list[tuple[int, float]]]:
+    losses = replica_losses("basic", tmp_path_factory.mktemp("replicas"))
+    assert len(losses) == 4 and all(len(curve) == 1 for curve in losses)
+    return losses
+
+
+# Hydra's joblib plugin runs the same task in its own worker processes: in the slow suite.
+@pytest.mark.parametrize("launcher", ["parallel", pytest.param("joblib", marks=pytest.mark.slow)])
+def test_replicas_under_a_parallel_launcher_give_the_sequential_numbers(
+    launcher: str, sequential_replica_losses: list[list[tuple[int, float]]], tmp_path: Path
+) -> None:
+    """Each job trains two seeds as replicas; one thread per job in parallel or all cores in sequence, the same numbers."""
+    assert replica_losses(launcher, tmp_path) == sequential_replica_losses

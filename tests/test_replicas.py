@@ -142,9 +142,8 @@ class Unstepped(BinaryClassifier):
 
 
 def test_replicas_must_be_a_whole_number(tmp_path: Path) -> None:
-    result = run_train(["replicas=0"], cwd=tmp_path)
-    assert result.returncode == 1
-    assert "replicas=0 is not valid: expected a whole number of seeds to train together, >= 1" in result.stderr + result.stdout
+    with pytest.raises(ConfigError, match=r"^replicas=0 is not valid: expected a whole number of seeds to train together, >= 1"):
+        train_here(compose_config(tmp_path, ["replicas=0"]))
 
 
 def test_a_sweep_counts_replicas_and_seed_jobs_alike_with_their_uncertainty(tmp_path: Path) -> None:
