@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, ROOT, job_dirs, read_scalars, run_train
+from conftest import CONFIG_DIR, ROOT, compose_config, job_dirs, read_scalars, run_train, train_here
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.optlab_launcher.parallel_launcher import concurrent_jobs, target_modules
@@ -226,8 +226,12 @@ def replica_losses(launcher: str, work: Path) -> list[list[tuple[int, float]]]:
 
 @pytest.fixture(scope="module")
 def sequential_replica_losses(tmp_path_factory: pytest.TempPathFactory) -> list[list[tuple[int, float]]]:
-    losses = replica_losses("basic", tmp_path_factory.mktemp("replicas"))
-    assert len(losses) == 4 and all(len(curve) == 1 for curve in losses)
+    """The same two runs, one after the other in this process (train.py's task, without a launcher)."""
+    work, losses = tmp_path_factory.mktemp("replicas"), []
+    for optimizer in ("sgd", "rmsprop"):
+        train_here(compose_config(work / optimizer, [f"optimizer={optimizer}", "replicas=2", "data.n_samples=400",
+                                                     "trainer.max_epochs=1"]))
+        losses += [read_scalars(work / optimizer / f"replica_{k:02d}")["train/loss_epoch"] for k in range(2)]
     return losses
 
 
@@ -236,5 +240,7 @@ def sequential_replica_losses(tmp_path_factory: pytest.TempPathFactory) -> list[
 def test_replicas_under_a_parallel_launcher_give_the_sequential_numbers(
     launcher: str, sequential_replica_losses: list[list[tuple[int, float]]], tmp_path: Path
 ) -> None:
-    """Each job trains two seeds as replicas; one thread per job in parallel or all cores in sequence, the same numbers."""
-    assert replica_losses(launcher, tmp_path) == sequential_replica_losses
+    """Each job trains two seeds as replicas; one thread per job in parallel, the numbers of the runs one after the other."""
+    losses = replica_losses(launcher, tmp_path)
+    assert len(losses) == 4 and all(len(curve) == 1 for curve in losses)
+    assert losses == sequential_replica_losses
