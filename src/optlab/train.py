@@ -75,9 +75,9 @@ def diverged(trainer: L.Trainer) -> NumericalError:
     )
 
 
-def build_model(cfg: DictConfig, linked: dict[str, Any], factories: dict[str, Any]) -> tuple[L.LightningModule, list[L.LightningModule]]:
-    """The model; with ``replicas=K``, the K models (replica k drawn right after ``torch.manual_seed(seed + k)``) as one."""
-    seeds = replica_seeds(cfg.seed, cfg.get("replicas", 1))
+def build_model(cfg: DictConfig, seeds: list[int], linked: dict[str, Any],
+                factories: dict[str, Any]) -> tuple[L.LightningModule, list[L.LightningModule]]:
+    """The model; with several seeds, one model per seed (drawn right after ``torch.manual_seed(seed)``) trained as one."""
     models = []
     for seed in seeds:
         # The notebook calls torch.manual_seed(2020) right before it creates the layers.
@@ -116,7 +116,8 @@ def train(cfg: DictConfig) -> RunResult:
     linked = linked_arguments(model_class, datamodule, configured=cfg.model.keys(), factories=factories)
     replicas = cfg.get("replicas", 1)
     check_replicable(replicas, model_class, factories, cfg.trainer)
-    model, models = build_model(cfg, linked, factories)
+    seeds = replica_seeds(cfg.seed, replicas)
+    model, models = build_model(cfg, seeds, linked, factories)
     if cfg.get("ckpt_path"):
         check_state_fits(load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, model, cfg, hydra_choices())
 
@@ -132,13 +133,13 @@ def train(cfg: DictConfig) -> RunResult:
     hparams = run_hparams(cfg, optimizer_name(cfg))
     sessions = [(trainer.loggers, hparams)]  # debug=fast_dev_run: Lightning put a logger that writes nothing in
     if replicas > 1 and trainer.loggers == routed:
-        sessions = [(loggers, hparams), *replica_hparams(replica_loggers, hparams, cfg.seed)]
+        sessions = [(loggers, hparams), *replica_hparams(replica_loggers, hparams, seeds)]
     for run_loggers, run_params in sessions:
         for logger in run_loggers:
             logger.log_hyperparams(run_params)
         write_hparams_session(run_loggers, run_params)
     if replicas > 1:
-        write_replica_records(output_dir, replica_seeds(cfg.seed, replicas))
+        write_replica_records(output_dir, seeds)
     if trainer.is_global_zero:
         log.info("%s", run_header(cfg, hydra_choices(), datamodule, model, trainer, threads, output_dir,
                                       replicas=models if replicas > 1 else ()))
