@@ -389,7 +389,10 @@ def unstack(outputs: Any, count: int) -> list[Any]:
 
 
 def _mean(values: Sequence[Any]) -> Tensor:
-    return torch.stack([torch.as_tensor(value).detach().float() for value in values]).mean()
+    """The replicas' mean of one logged value, in float32 or wider (a 64-true run's means stay float64)."""
+    tensors = [torch.as_tensor(value).detach() for value in values]
+    dtype = torch.promote_types(tensors[0].dtype, torch.float32)
+    return torch.stack([tensor.to(dtype) for tensor in tensors]).mean()
 
 
 def is_replicas_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
