@@ -9,7 +9,7 @@ from optlab.validation import validate_evaluation
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> float:
-    return run_task("optlab.evaluate:evaluate", cfg, checks=validate_evaluation, metric="test/acc")
+    return run_task("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from optlab.validation import validate
 def main(cfg: DictConfig) -> float:
     # The training code (and Lightning) is imported only after the config checks pass, and
     # never by a sweep's launcher process, which only starts jobs.
-    return run_task("optlab.train:train", cfg, checks=validate, metric=cfg.optimized_metric)
+    return run_task("optlab.train:train", cfg, checks=validate)
 
 
 if __name__ == "__main__":

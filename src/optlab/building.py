@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
+import types
+import typing
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from optlab.arguments import InvalidArgument
 from optlab.errors import ConfigError, UserError
@@ -24,22 +29,100 @@ def unknown_argument(error: TypeError, node: DictConfig, key: str, given: Any = 
         return None
     name = str(error).rsplit("'", 2)[-2]
     target = node._target_
-    accepted = ", ".join(a for a in accepted_arguments(get_class(target)) if a not in given)
+    accepted = ", ".join(a for a in accepted_arguments(locate(target)) if a not in given)
     return ConfigError(f"{key}.{name}", node.get(name), f"{target} accepts: {accepted}")
 
 
+def locate(path: str) -> Any:
+    """The object a dotted ``_target_`` names; an ImportError that says which part is missing.
+
+    Hydra's own lookup reports ``pkg.mod.Clas`` as "No module named 'pkg.mod.Clas'"; this
+    says that ``pkg.mod`` has no ``Clas``, and which of its names come closest.
+    """
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:end])
+        try:
+            found: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name) and end > 1:
+                continue  # not a module: the rest of the path may be attributes of a shorter one
+            raise ImportError(" ".join(str(error).split())) from None
+        for depth, attribute in enumerate(parts[end:], start=end):
+            if not hasattr(found, attribute):
+                owner = ".".join(parts[:depth])
+                close = difflib.get_close_matches(attribute, [n for n in dir(found) if not n.startswith("_")], n=1)
+                hint = f" (did you mean {owner}.{close[0]}?)" if close else ""
+                raise ImportError(f"{owner} has no {attribute}{hint}")
+            found = getattr(found, attribute)
+        return found
+    raise ImportError(f"cannot import {path}")
+
+
 def target_class(node: DictConfig, key: str) -> type:
-    """The class a config node's ``_target_`` names, or one line saying it cannot be imported."""
+    """The class a config node's ``_target_`` names, or one line saying which part cannot be found."""
+    target = node.get("_target_")
     try:
-        return get_class(str(node._target_))
-    except Exception as error:  # noqa: BLE001  (Hydra wraps import errors of any kind)
-        cause = error.__cause__ or error
-        reason = " ".join(str(cause).split()) if isinstance(cause, ImportError) else "expected an importable class"
-        raise ConfigError(f"{key}._target_", node.get("_target_"), reason) from None
+        return locate(str(target))
+    except ImportError as error:
+        raise ConfigError(f"{key}._target_", target, str(error)) from None
+
+
+def _simple_types(annotation: Any) -> set[type] | None:
+    """The types an annotation allows when they are all plain ones (``bool``, ``float | None``); else None."""
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union \
+        else (annotation,)
+    plain = {bool, int, float, str, type(None)}
+    allowed = {member for member in members if member in plain}
+    if not allowed or any(member not in plain and getattr(member, "__name__", "") != "Tensor" for member in members):
+        return None
+    return allowed
+
+
+def _fits(value: Any, allowed: set[type]) -> bool:
+    if value is None:
+        return type(None) in allowed
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int):
+        return int in allowed or float in allowed
+    return any(isinstance(value, kind) for kind in allowed if kind not in (bool, type(None)))
+
+
+def check_argument_types(target: Any, arguments: Mapping[str, Any], key: str) -> None:
+    """Each configured argument against the plain type the class annotates (``nesterov: bool``).
+
+    torch reads many flags only once training runs (``if nesterov:``, a fused kernel's
+    argument), so ``+optimizer.nesterov=maybe`` would train with a string as a flag, or fail
+    mid-run; here it is one line before anything is built.
+    """
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # noqa: BLE001  (annotations that do not evaluate: nothing to check against)
+        return
+    for name, value in arguments.items():
+        allowed = _simple_types(hints.get(name)) if not str(name).startswith("_") and name in hints else None
+        if allowed is not None and not _fits(value, allowed):
+            shown = " or ".join("null" if kind is type(None) else ("true or false" if kind is bool else f"a {kind.__name__}")
+                                for kind in sorted(allowed, key=lambda kind: kind.__name__))
+            raise ConfigError(f"{key}.{name}", value, f"{getattr(target, '__name__', target)} expects {shown}")
+
+
+def check_targets(node: Any, key: str) -> None:
+    """Every ``_target_`` in ``node`` (nested ones too, e.g. ``model.net``) names something that imports."""
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            target_class(node, key)
+        for name, value in node.items_ex(resolve=False):
+            check_targets(value, f"{key}.{name}")
+    elif isinstance(node, ListConfig):
+        for index, value in enumerate(node):
+            check_targets(value, f"{key}[{index}]")
 
 
 def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """``instantiate(node, **kwargs)``; a class's complaint about its argument names the config key."""
+    check_targets(node, key)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
@@ -50,6 +133,8 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
             raise cause from None
         if isinstance(cause, TypeError) and (unknown := unknown_argument(cause, node, key, given=kwargs)):
             raise unknown from None
+        if isinstance(cause, ValueError):  # a class refusing one of its arguments, in its own words
+            raise UserError(f"{key} ({node.get('_target_')}): {' '.join(str(cause).split())}") from None
         if isinstance(cause, ModuleNotFoundError):  # an optional logger's package (mlflow, wandb) is missing
             message = " ".join(str(cause).split())
             raise UserError(f"{key}: {node.get('_target_')} needs a package that is not installed: {message}") from None

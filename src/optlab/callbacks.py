@@ -12,12 +12,13 @@ from typing import Any
 import lightning as L
 from lightning.pytorch import Callback
 from lightning.pytorch import callbacks as lightning_callbacks
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from optlab.errors import ConfigError
-from optlab.results import REPLICA_PREFIX
+from optlab.results import REPLICA_PREFIX, shown_by_default
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,13 @@ log = logging.getLogger(__name__)
 class EpochTable(TQDMProgressBar):
     """Lightning's tqdm progress bar, and above it one row per epoch of the metrics the run logged.
 
-    The columns are ``columns`` or, by default, every epoch-level training and validation
-    metric the model logs (not ``*_step`` values, not running bests). For a data module that
-    knows its training rows (``n_train``), the training loss is also shown times those rows:
-    the notebook's ``Epoch: 1 - Loss:107.9976`` is that sum. Epochs are counted from 1, as
-    the notebook counts them; the validation and test passes get no bars of their own. Rows
-    go through logging, so the run's ``train.log`` has them too. A row is written when the
-    next epoch starts (or training ends): a model's own ``on_train_epoch_end`` logs after
-    every callback's.
+    The columns are ``columns`` or, by default, every training and validation metric the
+    model logs, whatever their names (not Lightning's ``*_step`` halves, not running bests):
+    validation's are the names that appear while validation runs. An epoch without
+    validation shows ``-`` in those columns. Epochs are counted from 1, as the notebook
+    counts them; the validation and test passes get no bars of their own. Rows go through
+    logging, so the run's ``train.log`` has them too. A row is written when the next epoch
+    starts (or training ends): a model's own ``on_train_epoch_end`` logs after every callback's.
     """
 
     def __init__(self, refresh_rate: int = 25, columns: Sequence[str] | None = None, **kwargs: Any) -> None:
@@ -40,7 +40,9 @@ class EpochTable(TQDMProgressBar):
         self.columns = list(columns) if columns else None
         self._pending_epoch: int | None = None
         self._validation: dict[str, float] = {}
-        self._layout: list[tuple[str, str, int]] | None = None  # (metric, heading, width), fixed by the first row
+        self._validation_names: set[str] = set()
+        self._before_validation: set[str] = set()
+        self._layout: list[tuple[str, int]] | None = None  # (metric, width), fixed by the first row
 
     def init_validation_tqdm(self) -> Tqdm:
         return Tqdm(disable=True)  # one held-out pass: the row below says what it gave
@@ -53,11 +55,16 @@ class EpochTable(TQDMProgressBar):
         metrics.pop("v_num", None)  # the logger's run id (MLflow, W&B): the header names the run
         return metrics
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_start(trainer, pl_module)
+        self._before_validation = set(trainer.callback_metrics)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
+        self._validation_names |= set(trainer.callback_metrics) - self._before_validation
         if not trainer.sanity_checking:
             self._validation = {key: float(value) for key, value in trainer.callback_metrics.items()
-                                if key.startswith("val/") and value.numel() == 1}  # replicas' own: replica_NN/val/...
+                                if key in self._validation_names and value.numel() == 1 and not key.startswith(REPLICA_PREFIX)}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -80,37 +87,23 @@ class EpochTable(TQDMProgressBar):
     def _values(self, trainer: L.Trainer) -> dict[str, float]:
         """This epoch's numbers: training metrics as they stand, validation as this epoch's pass left them."""
         values = {key: float(value) for key, value in trainer.callback_metrics.items()
-                  if not key.startswith(("val/", REPLICA_PREFIX)) and value.numel() == 1}
+                  if key not in self._validation_names and not key.startswith(REPLICA_PREFIX) and value.numel() == 1}
         return {**values, **self._validation}
 
-    def _plan_layout(self, trainer: L.Trainer, values: dict[str, float]) -> list[tuple[str, str, int]]:
+    def _plan_layout(self, values: dict[str, float]) -> list[tuple[str, int]]:
         names = self.columns or sorted(
-            (key for key in values if key != "epoch" and not key.startswith("test/") and not key.endswith(("_step", "_best"))),
-            key=lambda key: (not key.startswith("train/"), not key.startswith("val/")),
+            (key for key in values if key != "epoch" and shown_by_default(key)), key=lambda key: key in self._validation_names
         )
-        layout = [(name, name, max(len(name), 10)) for name in names]
-        rows = getattr(trainer.datamodule, "n_train", None)
-        loss = next((name for name in names if name.startswith("train/") and "loss" in name), None)
-        if isinstance(rows, int) and loss:  # the notebook printed the epoch's summed loss
-            layout.insert(names.index(loss) + 1, (f"{loss}*{rows}", "loss x rows", 12))
-        return layout
+        return [(name, max(len(name), 10)) for name in names]
 
     def _write_row(self, trainer: L.Trainer) -> None:
         if self._pending_epoch is None or not trainer.is_global_zero:
             return
         values = self._values(trainer)
         if self._layout is None:
-            self._layout = self._plan_layout(trainer, values)
-            log.info("%5s  %s", "epoch", "  ".join(f"{heading:>{width}}" for _, heading, width in self._layout))
-        cells = []
-        for name, _, width in self._layout:
-            metric, _, rows = name.partition("*")
-            if metric not in values:
-                cells.append(f"{'-':>{width}}")
-            elif rows:
-                cells.append(f"{values[metric] * int(rows):{width}.4f}")
-            else:
-                cells.append(f"{values[metric]:{width}.5g}")
+            self._layout = self._plan_layout(values)
+            log.info("%5s  %s", "epoch", "  ".join(f"{name:>{width}}" for name, width in self._layout))
+        cells = [f"{values[name]:{width}.5g}" if name in values else f"{'-':>{width}}" for name, width in self._layout]
         log.info("%5s  %s", self._epoch(trainer, self._pending_epoch), "  ".join(cells))
         self._pending_epoch, self._validation = None, {}
 
@@ -174,41 +167,33 @@ class CheckpointOnInterrupt(Callback):
         log.info("interrupted at epoch %d, step %d: saved %s", trainer.current_epoch, trainer.global_step, path)
 
 
-def require_logged(metric: str, logged: Any) -> None:
+def not_logged(key: str, metric: str, logged: Any, datamodule: Any = None, when: str = "") -> ConfigError:
+    """``optimized_metric`` (or a callback's monitor) names something the run has not logged: one line listing what it did."""
+    names = sorted(name for name in logged if name != "epoch" and not name.startswith(REPLICA_PREFIX))
+    hint = ""
+    if datamodule is not None and not is_overridden("val_dataloader", datamodule):
+        hint = f" ({type(datamodule).__name__} has no val_dataloader, so nothing is validated)"
+    return ConfigError(key, metric, f"this run has not logged it{when}; it logged: {', '.join(names) or 'nothing'}{hint}; "
+                                    "set optimized_metric to one of those")
+
+
+def require_logged(metric: str, logged: Any, datamodule: Any = None) -> None:
     """``optimized_metric`` names something the run logged, or one line listing what it did log."""
     if metric not in logged:
-        names = sorted(name for name in logged if name != "epoch" and not name.startswith(REPLICA_PREFIX))
-        raise ConfigError("optimized_metric", metric, f"this run never logged it; it logged: {', '.join(names) or 'nothing'}")
+        raise not_logged("optimized_metric", metric, logged, datamodule)
 
 
-class RequireLoggedMetric(Callback):
-    """Stop after the first epoch, not after the whole run, when ``optimized_metric`` was never logged.
+def missing_monitor(trainer: L.Trainer, error: BaseException, optimized_metric: str, datamodule: Any) -> ConfigError | None:
+    """The error Lightning raised is a callback's (checkpoint, early stopping) about a metric it monitors and nobody logged.
 
-    Checked when the second epoch starts (or training ends), once the first epoch's training
-    and validation metrics are all in: a model's own ``on_train_epoch_end`` logs after every
-    callback's. A ``test/`` metric is only logged by the test after training; the task checks it then.
+    Lightning refuses that once an epoch ends; the callbacks' monitors come from
+    ``optimized_metric`` (``configs/callbacks/``), so the key to set is usually that one.
     """
-
-    def __init__(self, metric: str) -> None:
-        self.metric = metric
-        self._validated = self._trained = False
-        self._checked = metric.startswith("test/")
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._trained = True
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._validated = self._validated or not trainer.sanity_checking
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._check(trainer)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._check(trainer)
-
-    def _check(self, trainer: L.Trainer) -> None:
-        # An epoch without validation (check_val_every_n_epoch) may not have logged a val/ metric yet.
-        if self._checked or not self._trained or (self.metric.startswith("val/") and not self._validated):
-            return
-        self._checked = True
-        require_logged(self.metric, trainer.callback_metrics)
+    for callback in trainer.callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(callback, ModelCheckpoint | EarlyStopping) and isinstance(monitor, str) \
+                and monitor not in trainer.callback_metrics and monitor in str(error):
+            key = "optimized_metric" if monitor == optimized_metric else f"{type(callback).__name__}.monitor"
+            when = f" by the end of epoch {trainer.current_epoch + 1}, when {type(callback).__name__} looks for it"
+            return not_logged(key, monitor, trainer.callback_metrics, datamodule, when)
+    return None

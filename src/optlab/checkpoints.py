@@ -1,20 +1,29 @@
 """What a checkpoint holds, and whether it fits the run that wants to resume from it or score it.
 
-A checkpoint is loaded with ``weights_only=True``: plain tensors and containers, never
-pickled code. Every mismatch is found before training, with one line saying what the
-checkpoint was trained with (read from the run directory it came from, when it is there).
+A checkpoint is loaded with ``weights_only=True``: tensors and plain containers, plus the
+few Python objects a run of this template saves in its hyper-parameters (``functools.partial``
+factories of the classes its config names, omegaconf's lists and dicts), never other pickled
+code. A checkpoint holding anything else is refused, unless the user says they trust it
+(``trust_checkpoint=true``). Every mismatch is found before training, with one line saying
+what the checkpoint was trained with (read from the run directory it came from, when it is there).
 """
 
 from __future__ import annotations
 
+import collections
+import functools
+import importlib
 import pickle
 import re
+import typing
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
+import omegaconf
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from optlab.errors import ConfigError
 
@@ -27,8 +36,50 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def load_checkpoint(path: Any) -> dict[str, Any]:
-    """The checkpoint's contents, or a ConfigError saying what the file is instead."""
+# What a module's hyper-parameters may hold in a checkpoint besides tensors and plain data:
+# factories (functools.partial) and omegaconf's containers, which Hydra passes to modules.
+SAFE_GLOBALS = (functools.partial, ListConfig, DictConfig, omegaconf.base.ContainerMetadata, omegaconf.base.Metadata,
+                omegaconf.nodes.AnyNode, typing.Any, collections.defaultdict, list, dict, int, float, str, bool, tuple)
+TRUST_KEY = "trust_checkpoint"
+
+
+def configured_classes(cfg: Any) -> list[Any]:
+    """Every class or function a config's ``_target_`` names: what a run of it may pickle in its hyper-parameters."""
+    found = []
+    for target in targets(OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else cfg):
+        module, _, name = target.rpartition(".")
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError, ValueError):
+            continue  # the config's own checks name a target that does not import
+    return found
+
+
+def targets(node: Any) -> Iterator[str]:
+    if isinstance(node, Mapping):
+        if isinstance(node.get("_target_"), str):
+            yield node["_target_"]
+        for key, value in node.items():
+            if key != "hydra":
+                yield from targets(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from targets(value)
+
+
+@contextmanager
+def trusted_globals(allowed: Collection[Any]) -> Iterator[None]:
+    """Lets ``torch.load(weights_only=True)``, and Lightning's loads through it, rebuild the objects a run's hyper-parameters hold."""
+    with torch.serialization.safe_globals([*SAFE_GLOBALS, *allowed]):
+        yield
+
+
+def load_checkpoint(path: Any, allowed: Collection[Any] = (), trusted: bool = False) -> dict[str, Any]:
+    """The checkpoint's contents, or a ConfigError saying what the file is instead.
+
+    ``allowed``: the classes the run's config names (``configured_classes``), which its
+    hyper-parameters may hold as factories. ``trusted``: load anything (``trust_checkpoint=true``).
+    """
     file = Path(str(path))
     if not file.is_file():
         raise ConfigError("ckpt_path", path, f"expected an existing checkpoint file, {EXAMPLE}")
@@ -37,20 +88,36 @@ def load_checkpoint(path: Any) -> dict[str, Any]:
     if not start.startswith((ZIP_START, PICKLE_START)):
         raise ConfigError("ckpt_path", path, f"not a torch checkpoint (neither a zip archive nor a pickle), {EXAMPLE}")
     try:
-        checkpoint = torch.load(str(file), map_location="cpu", weights_only=True)
+        with trusted_globals(allowed):
+            checkpoint = torch.load(str(file), map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as error:
         if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(error)):
             raise ConfigError(
                 "ckpt_path", path,
-                f"refused: it holds pickled Python objects ({found.group(1)}), not just tensors and plain data; "
-                "loading it could run arbitrary code",
+                f"refused: it holds a pickled Python object ({found.group(1)}) that this run's config does not name; "
+                f"loading it could run arbitrary code. If you trust the file, add {TRUST_KEY}=true",
             ) from None
         raise ConfigError("ckpt_path", path, f"not a readable torch checkpoint ({first_line(error)})") from None
     except Exception as error:  # truncated, corrupt: whatever torch's reader stumbles on
         raise ConfigError("ckpt_path", path, f"not a readable torch checkpoint ({first_line(error)})") from None
-    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
-        raise ConfigError("ckpt_path", path, f"a torch file, but not a checkpoint of this template's runs ({EXAMPLE})")
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError("ckpt_path", path, f"a torch file, but not a Lightning checkpoint ({EXAMPLE})")
     return checkpoint
+
+
+# torch.compile wraps a module as ``_orig_mod``: a compiled network's weights are saved as
+# ``net._orig_mod.0.weight`` (Lightning issues 17415, 20233). The same weights either way.
+COMPILED = "_orig_mod."
+
+
+def uncompiled(name: str) -> str:
+    return name.replace(COMPILED, "")
+
+
+def state_dict_for(model: torch.nn.Module, saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint's tensors under the model's own names, whether or not either was compiled."""
+    names = {uncompiled(name): name for name in model.state_dict()}
+    return {names.get(uncompiled(name), name): value for name, value in saved.items()}
 
 
 def trained_with(path: Any) -> DictConfig | None:
@@ -99,8 +166,8 @@ def check_state_fits(
     Read from the two state dicts, so it holds for any model; when the checkpoint's run
     directory is still there, the message names the settings it was trained with.
     """
-    saved = {name: tuple(tensor.shape) for name, tensor in checkpoint["state_dict"].items()}
-    built = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    saved = {uncompiled(name): tuple(tensor.shape) for name, tensor in checkpoint["state_dict"].items()}
+    built = {uncompiled(name): tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     if (shape := next(((n, saved[n], built[n]) for n in built if n in saved and saved[n] != built[n]), None)):
         name, trained, this = shape
         problem = f"its {name} has shape {list(trained)}, this run's model has {list(this)}"
@@ -117,11 +184,15 @@ def check_state_fits(
     raise ConfigError("ckpt_path", path, problem + hint)
 
 
-def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer: torch.optim.Optimizer, configured: str) -> None:
-    """The saved optimizer state is one ``optimizer`` can load: the same settings, hence the same class."""
+def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer_config: DictConfig, choice: str | None) -> None:
+    """The saved optimizer state is one the configured optimizer can load: the same settings, hence the same class."""
     saved = checkpoint.get("optimizer_states") or []
     if not saved:
         return
+    from hydra.utils import instantiate
+
+    optimizer = instantiate(optimizer_config)([torch.nn.Parameter(torch.zeros(1))])
+    configured = f"optimizer={choice} ({optimizer_config._target_})" if choice else str(optimizer_config._target_)
     settings = set(saved[0]["param_groups"][0]) - {"params"}
     expected = set(optimizer.param_groups[0]) - {"params"}
     if settings != expected:

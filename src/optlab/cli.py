@@ -41,6 +41,21 @@ def hydra_choices() -> dict[str, str]:
     return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items() if choice is not None}
 
 
+def command_line_overrides() -> list[tuple[str, str]]:
+    """``(key, value)`` of each override this job was given (``optimizer=sgd`` -> ``("optimizer", "sgd")``)."""
+    if not HydraConfig.initialized():
+        return []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return [(override.key_or_group, override.input_line.partition("=")[2]) for override in parsed]
+
+
+def override_group(key: str) -> str:
+    """The config group an override key belongs to: ``optimizer.lr`` -> ``optimizer``."""
+    return key.split(".", 1)[0].split("/", 1)[0].split("@", 1)[0]
+
+
 def launched_rank() -> int:
     """This process's rank as the launcher that started it says (0 for a plain run), known before Lightning starts."""
     for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
@@ -50,10 +65,12 @@ def launched_rank() -> int:
     return 0
 
 
-def run_task(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None], metric: str) -> float:
-    """Run ``task`` through :func:`execute`; a user error becomes one log line and the exit status."""
+def run_task(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None]) -> float:
+    """Run ``task`` through :func:`execute`, returning its objective (what a sweeper optimises); a user error
+    becomes one log line and the exit status."""
     try:
-        return execute(task, cfg, checks).metrics[metric]
+        result = execute(task, cfg, checks)
+        return result.metrics.get(result.objective or "", float("nan"))
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from optlab.results import RECORD_KEYS, shown_by_default
+
 # Lightning's INFO lines that do not show up in the console: the header and the epoch
 # table say the same, or they are advertisements. MLflow's (and its database migrations')
 # INFO lines are bookkeeping of the same kind.
@@ -115,12 +117,6 @@ def relative(path: Path) -> str:
         return str(path)
 
 
-def _declares(model: Any, argument: str) -> bool:
-    import inspect
-
-    return argument in inspect.signature(type(model)).parameters
-
-
 def layer_widths(model: Any) -> list[int]:
     """``[64, 256, 1024, 1]`` for a model whose only weighted layers are Linear ones; else nothing."""
     from torch import nn
@@ -137,30 +133,38 @@ def parameters(model: Any) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any, trainer: Any, threads: int,
-               output_dir: Path, replicas: Sequence[Any] = ()) -> str:
-    """What runs, in a few lines: data, model, optimizer, trainer, where the outputs go."""
+def factory_row(cfg: Any, group: str, choice: str | None, ignored: Mapping[str, str], model_class: type) -> str | None:
+    """What ``configure_optimizers`` gets for ``group``: the group's choice, the model config's own node, or nothing."""
     from omegaconf import OmegaConf
 
-    data = choices.get("data", type(datamodule).__name__)
-    if hasattr(datamodule, "splits"):
-        (x_train, _), (x_held, _) = datamodule.splits["train"], datamodule.splits["held_out"]
-        data += f": {len(x_train)} training / {len(x_held)} held-out rows of {x_train.shape[1]} features, batch {datamodule.batch_size}"
-    count = parameters(model) // max(1, len(replicas))
-    model = replicas[0] if replicas else model  # with replicas=K: one replica's layers and parameters, K times
+    nested = OmegaConf.select(cfg, f"model.{group}")
+    if group in ignored and nested is None:
+        return f"{model_class.__name__}.configure_optimizers (it takes no {group} argument)" if group == "optimizer" else None
+    node, label = (nested, f"model.{group}") if group in ignored else (cfg.get(group), choice or group)
+    if node is None:
+        return None
+    arguments = OmegaConf.to_container(node, resolve=True)
+    return f"{label}: {arguments['_target_']}({describe_arguments(arguments)})"
+
+
+def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, built: Any, trainer: Any, threads: int,
+               output_dir: Path) -> str:
+    """What runs, in a few lines: data, model, optimizer, trainer, where the outputs go."""
+    data_class = type(datamodule).__name__
+    data = f"{choices.get('data', data_class)}: {data_class}"
+    if (batch_size := cfg.data.get("batch_size")) is not None:
+        data += f", batch {batch_size}"
+    if built.from_data:
+        data += "; the model gets " + ", ".join(f"{name}={value}" for name, value in built.from_data.items())
+    model = built.models[0]  # with replicas=K: one replica's layers and parameters, K times
     widths = "-".join(map(str, layer_widths(model)))
-    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{count:,} parameters"
-    if replicas:
-        network += f", x{len(replicas)} replicas trained together (seeds {cfg.seed}..{cfg.seed + len(replicas) - 1})"
-    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{parameters(model):,} parameters"
+    if built.replicas > 1:
+        network += f", x{built.replicas} replicas trained together (seeds {built.seeds[0]}..{built.seeds[-1]})"
     rows = [("data", data), ("model", network)]
-    if _declares(model, "optimizer"):
-        rows.append(("optimizer", f"{choices.get('optimizer', '')}: {optimizer['_target_']}({describe_arguments(optimizer)})"))
-    else:
-        rows.append(("optimizer", f"{type(model).__name__}.configure_optimizers (it takes no optimizer argument)"))
-    if cfg.get("scheduler") and _declares(model, "scheduler"):
-        scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
-        rows.append(("scheduler", f"{scheduler['_target_']}({describe_arguments(scheduler)})"))
+    for group in ("optimizer", "scheduler"):
+        if text := factory_row(cfg, group, choices.get(group), built.ignored, type(model)):
+            rows.append((group, text))
     accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
     epochs = plural(trainer.max_epochs, "epoch") if trainer.max_steps < 0 else plural(trainer.max_steps, "step")
     strategy = type(trainer.strategy).__name__.removesuffix("Strategy")
@@ -170,25 +174,55 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, model: Any
     return header(rows)
 
 
-def metric_list(metrics: Mapping[str, float], prefix: str, suffix: str = "") -> str:
-    """``loss 0.000123, acc 0.999``: the metrics named ``<prefix>*<suffix>``, as the run logged them."""
-    shown = [(name.removeprefix(prefix).removesuffix(suffix), value) for name, value in metrics.items()
-             if name.startswith(prefix) and name.endswith(suffix) and (suffix or not name.endswith(("_best", "_step")))]
-    return ", ".join(f"{name} {value:.6g}" for name, value in shown)
+def metric_list(metrics: Mapping[str, float]) -> str:
+    """``loss 0.000123, acc 0.999`` for ``test/loss``, ``test/acc``: the names' shared prefix said once, by the row's label."""
+    names = list(metrics)
+    shared = os.path.commonprefix(names) if len(names) > 1 else ""
+    cut = max(shared.rfind("/"), shared.rfind("_")) + 1
+    return ", ".join(f"{name[cut:]} {value:.6g}" for name, value in metrics.items())
 
 
-def closing_block(metrics: Mapping[str, float], output_dir: Path, loggers: Mapping[str, Any] | None,
-                  replicas: str | None = None) -> str:
-    """The run's final numbers, whatever the model logged (with replicas: their mean, then its spread), then where to look."""
-    rows = [(label, text) for label, text in (
-        ("test", metric_list(metrics, "test/")),
-        ("val", metric_list(metrics, "val/")),
-        ("best val", metric_list(metrics, "val/", "_best")),
-        ("replicas", replicas),
-    ) if text]
-    rows.append(("run", relative(output_dir)))
-    rows += [("look", command) for command in look_commands(loggers, output_dir)]
-    return header(rows)
+def closing_block(rows: Sequence[tuple[str, str | None]], output_dir: Path, loggers: Mapping[str, Any] | None) -> str:
+    """The run's final numbers (rows a task chose, e.g. test and best), then where to look."""
+    shown = [(label, text) for label, text in rows if text]
+    shown.append(("run", relative(output_dir)))
+    shown += [("look", command) for command in look_commands(loggers, output_dir)]
+    return header(shown)
+
+
+def metrics_of(record: Mapping[str, Any]) -> dict[str, float]:
+    """A history record's metrics, without its bookkeeping and running bests (``val/acc_best`` is no fact of that epoch)."""
+    return {name: value for name, value in record.items() if name not in RECORD_KEYS and shown_by_default(name)}
+
+
+def best_record(records: Sequence[Mapping[str, Any]], metric: str, direction: str) -> Mapping[str, Any] | None:
+    """The first record with the best value of ``metric`` (what a ModelCheckpoint monitoring it keeps)."""
+    scored = [record for record in records if metric in record and record[metric] == record[metric]]  # not NaN
+    if not scored:
+        return None
+    pick = min if direction == "minimize" else max
+    return pick(scored, key=lambda record: record[metric])
+
+
+def when(record: Mapping[str, Any]) -> str:
+    epoch = record.get("epoch")
+    return f"epoch {int(epoch) + 1}" if epoch is not None else f"step {record.get('step')}"
+
+
+def outcome_rows(test: Mapping[str, float], history: Any, metric: str, direction: str,
+                 best_file: str | None) -> list[tuple[str, str | None]]:
+    """The closing block's numbers, each row one fact: the test, the last validation, the best one and where it is kept."""
+    validations = history.stage_records("validate")
+    rows: list[tuple[str, str | None]] = [("test", metric_list(test))]
+    if validations:
+        rows.append(("last val", f"{when(validations[-1])}: {metric_list(metrics_of(validations[-1]))}"))
+    stage = history.stage_of(metric)
+    best = best_record(history.stage_records(stage) if stage else [], metric, direction)
+    if best is not None:
+        kept = f" ({best_file})" if best_file else ""
+        label = "best val" if stage == "validate" else "best"
+        rows.append((label, f"{when(best)}{kept}, by {metric}: {metric_list(metrics_of(best))}"))
+    return rows
 
 
 def plural(count: int, noun: str) -> str:

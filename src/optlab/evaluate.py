@@ -1,74 +1,84 @@
-"""The evaluation task: score a saved checkpoint on the test data of the configured data module."""
+"""The evaluation task: score a checkpoint on the test data, with the model built as ``train.py`` builds it.
+
+The model, data and optimizer settings are those of the run that wrote the checkpoint (its
+``.hydra/config.yaml``, two folders up), so ``python eval.py ckpt_path=<run>/checkpoints/last.ckpt``
+needs nothing else; what eval.py's own command line sets (``data=...``, ``data.batch_size=...``)
+goes on top. A checkpoint from elsewhere is scored with eval.py's config as composed.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from optlab.building import build, build_group, build_trainer, target_class
-from optlab.checkpoints import check_state_fits, load_checkpoint
-from optlab.cli import hydra_choices
-from optlab.console import closing_block, quiet_lightning
-from optlab.model_arguments import data_arguments, linked_arguments
-from optlab.replicas import Replicas, is_replicas_checkpoint, rebuild_replicas, replica_summary, split_replica_metrics
+from optlab.building import build, build_group, build_trainer
+from optlab.checkpoints import check_state_fits, configured_classes, load_checkpoint, state_dict_for, trained_with
+from optlab.cli import command_line_overrides
+from optlab.console import closing_block, metric_list, quiet_lightning
+from optlab.model_building import build_model
+from optlab.replicas import replica_summary, split_replica_metrics
 from optlab.results import RunResult
 
 log = logging.getLogger(__name__)
 
-
-def load_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
-    """The checkpoint's model, rebuilt from its hyper-parameters with the sizes this run's data has.
-
-    Sizes come from the data as in training, so a checkpoint trained on other data is one
-    line naming the tensor that does not fit, not a matrix-shape error in the middle of the test.
-    """
-    model_class = target_class(cfg.model, "model")
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    if is_replicas_checkpoint(checkpoint):
-        return load_replicas(cfg, datamodule, model_class, checkpoint)
-    # What the checkpoint's hyper-parameters lack, and every size the data knows (it may differ from the checkpoint's).
-    linked = {**linked_arguments(model_class, datamodule, configured=checkpoint["hyper_parameters"].keys()),
-              **data_arguments(model_class, datamodule)}
-    try:
-        # weights_only: the checkpoint's hyper-parameters rebuild the network; nothing pickled runs.
-        return model_class.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True, **linked)
-    except RuntimeError as error:
-        if "state_dict" not in str(error):  # torch's "Error(s) in loading state_dict": a mismatch
-            raise
-        rebuilt = model_class(**{**checkpoint["hyper_parameters"], **linked})
-        check_state_fits(checkpoint, cfg.ckpt_path, rebuilt, cfg, hydra_choices())
-        raise
+# What a run's own config decides about its model and data; the rest (trainer, loggers, paths) is eval.py's.
+RUN_KEYS = ("data", "model", "optimizer", "scheduler", "seed", "replicas", "optimized_metric", "optimized_direction")
 
 
-def load_replicas(cfg: DictConfig, datamodule: L.LightningDataModule, model_class: type,
-                  checkpoint: dict[str, Any]) -> Replicas:
-    """A ``replicas=K`` checkpoint: every replica rebuilt from the hyper-parameters it was trained with, then loaded."""
-    def build_model(hyper_parameters: Mapping[str, Any]) -> L.LightningModule:
-        linked = {**linked_arguments(model_class, datamodule, configured=hyper_parameters.keys()),
-                  **data_arguments(model_class, datamodule)}
-        return model_class(**{**hyper_parameters, **linked})
+def run_config(cfg: DictConfig) -> DictConfig:
+    """eval.py's config with the model and data settings of the run that wrote the checkpoint, command-line overrides on top."""
+    saved = trained_with(cfg.ckpt_path)
+    if saved is None:
+        return cfg
+    overrides = command_line_overrides()
+    merged = cfg.copy()
+    with open_dict(merged):
+        for key in RUN_KEYS:
+            if key in saved and key not in (name for name, _ in overrides):  # data=digits replaces the whole group
+                merged[key] = saved[key]
+        for name, _ in overrides:  # data.batch_size=32 changes one value of the run's group
+            if name.split(".", 1)[0] in RUN_KEYS and "." in name and OmegaConf.select(cfg, name) is not None:
+                OmegaConf.update(merged, name, OmegaConf.select(cfg, name), force_add=True)
+    return merged
 
-    model = rebuild_replicas(checkpoint, build_model)
-    check_state_fits(checkpoint, cfg.ckpt_path, model, cfg, hydra_choices())
-    model.load_state_dict(checkpoint["state_dict"])
-    return model
+
+def test_counterpart(metric: str, tested: Mapping[str, float]) -> str | None:
+    """The test metric that goes with ``metric``: itself, or its name with ``val`` read as ``test`` (``val/loss`` -> ``test/loss``)."""
+    if metric in tested:
+        return metric
+    counterpart = re.sub(r"(?<![A-Za-z])val(idation)?(?![A-Za-z])", "test", metric, count=1)
+    return counterpart if counterpart in tested else None
+
+
+def load_weights(cfg: DictConfig, run: DictConfig, model: L.LightningModule) -> None:
+    """The checkpoint's weights into ``model``, under its own names (a compiled network saves them as ``_orig_mod``)."""
+    checkpoint = load_checkpoint(cfg.ckpt_path, configured_classes(run), trusted=cfg.get("trust_checkpoint", False))
+    check_state_fits(checkpoint, cfg.ckpt_path, model, run)
+    model.on_load_checkpoint(checkpoint)  # as Lightning's own restore does, before the weights
+    model.load_state_dict(state_dict_for(model, checkpoint["state_dict"]))
 
 
 def evaluate(cfg: DictConfig) -> RunResult:
-    """Test the checkpoint's weights (checked by ``optlab.validation.validate_evaluation``)."""
+    """Test the checkpoint's weights (its path checked by ``optlab.validation.validate_evaluation``)."""
     quiet_lightning()
-    datamodule: L.LightningDataModule = build(cfg.data, "data")
-    model = load_model(cfg, datamodule)
+    run = run_config(cfg)
+    datamodule: L.LightningDataModule = build(run.data, "data")
+    built = build_model(run, datamodule)
+    load_weights(cfg, run, built.model)
     trainer: L.Trainer = build_trainer(cfg.trainer, logger=build_group(cfg.get("logger"), "logger"))
-    metrics = {name: float(value) for name, value in trainer.test(model, datamodule=datamodule, verbose=False)[0].items()}
+    tested = trainer.test(built.model, datamodule=datamodule, verbose=False)
+    metrics = {name: float(value) for name, value in (tested[0] if tested else {}).items()}
     # A replicas checkpoint: the loggers get each replica's test metrics as replica_NN/<name>, the table their mean.
-    metrics, each_replica = split_replica_metrics(metrics, len(getattr(model, "seeds", ())))
+    metrics, each_replica = split_replica_metrics(metrics, built.replicas)
+    objective = test_counterpart(str(run.get("optimized_metric", "")), metrics)
     if trainer.is_global_zero:
-        spread = replica_summary(next(iter(sorted(metrics)), ""), each_replica, where="each logged as replica_NN/<name>")
-        log.info("checkpoint %s\n%s", cfg.ckpt_path, closing_block(metrics, Path(cfg.paths.output_dir), cfg.get("logger"), spread))
-    return RunResult(status="ok", metrics=metrics)
+        spread = replica_summary(objective or next(iter(metrics), ""), each_replica, where="each logged as replica_NN/<name>")
+        rows = [("checkpoint", str(cfg.ckpt_path)), ("test", metric_list(metrics) or "the model logged no test metric"),
+                ("replicas", spread)]
+        log.info("%s", closing_block(rows, Path(cfg.paths.output_dir), cfg.get("logger")))
+    return RunResult(status="ok", metrics=metrics, objective=objective)

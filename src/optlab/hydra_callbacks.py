@@ -17,7 +17,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from optlab.cli import in_sweep, launched_rank
 from optlab.results import RESULT_FILE, earlier_run_file, in_use_message, read_result
@@ -82,6 +82,63 @@ class CheckLauncher(Callback):
         if problem:
             log.error("%s", problem)
             sys.exit(1)
+
+
+class CheckSweptGroups(Callback):
+    """Refuse, before any job runs, a sweep over a group the model never receives.
+
+    A model that builds its own optimizer, or whose config nests one (lightning-hydra-template's
+    model YAMLs), never gets ``optimizer=``: ``-m optimizer=adam,sgd`` would train the same
+    model twice and rank the two as different optimizers.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from optlab.cli import override_group
+        from optlab.model_arguments import FACTORIES
+
+        overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        searched = list(OmegaConf.select(config, "hydra.sweeper.params") or {})  # Optuna's search space
+        keyed = [(override.key_or_group, override.input_line) for override in overrides] + \
+                [(key, f"hydra.sweeper.params.{key}") for key in searched]
+        factory_keys = [(key, shown) for key, shown in keyed if override_group(key) in FACTORIES]
+        if not factory_keys:
+            return
+        for model_config in self._model_configs(config, overrides):
+            problem = self._ignored(model_config, factory_keys)
+            if problem:
+                log.error("%s", problem)
+                sys.exit(1)
+
+    @staticmethod
+    def _model_configs(config: DictConfig, overrides: list[Any]) -> list[DictConfig]:
+        """The ``model:`` node of every job: one, or one per value of a swept ``model=`` group."""
+        swept = next((o for o in overrides if o.key_or_group == "model" and o.is_sweep_override()), None)
+        if swept is None:
+            return [config.model]
+        from hydra import compose
+
+        fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
+        return [compose(config.hydra.job.config_name, overrides=[*fixed, f"model={value}"]).model
+                for value in swept.sweep_string_iterator()]
+
+    @staticmethod
+    def _ignored(model_config: DictConfig, factory_keys: list[tuple[str, str]]) -> str | None:
+        from optlab.building import target_class
+        from optlab.cli import override_group
+        from optlab.errors import UserError
+        from optlab.model_arguments import ignored_groups
+
+        try:
+            ignored = ignored_groups(target_class(model_config, "model"), model_config)
+        except UserError as error:
+            return str(error)
+        for key, shown in factory_keys:
+            if (group := override_group(key)) in ignored:
+                return (f"{shown} sweeps {group}=, which the model never receives: {ignored[group]}; every job would train "
+                        "the same model. Sweep the model's own settings instead (model.<key>=...)")
+        return None
 
 
 def rebuild_report(sweep_dir: Path) -> list[Any]:

@@ -4,6 +4,7 @@ A model's ``__init__`` gets, for each parameter the ``model:`` config does not s
 
 - ``optimizer`` / ``scheduler``: the factories built from ``optimizer=`` / ``scheduler=``
   (Hydra ``_partial_`` nodes, called in ``configure_optimizers``), when it declares them;
+  ``None`` for ``scheduler=null``, as a lightning-hydra-template module expects;
 - any other parameter that the data module has as an attribute of the same name, read right
   after the data module is built (``input_size``, ``num_classes``, ...): sizes the data knows
   are never repeated in a model config.
@@ -62,7 +63,7 @@ def linked_arguments(
         if name in configured:
             continue
         if name in FACTORIES:
-            if factories.get(name) is not None:
+            if name in factories:
                 arguments[name] = factories[name]
             continue
         if name in from_data:
@@ -77,7 +78,18 @@ def linked_arguments(
     return arguments
 
 
-def unused_factories(model_class: type, factories: Mapping[str, Any]) -> list[str]:
-    """Factories configured for a model that declares no parameter to receive them."""
+def ignored_groups(model_class: type, model_config: Mapping[str, Any]) -> dict[str, str]:
+    """The factory groups (``optimizer=``, ``scheduler=``) this model never receives, each with why.
+
+    A model takes a group's factory only if its ``__init__`` declares the parameter and its
+    own config does not set it (lightning-hydra-template's model YAMLs nest their own
+    ``optimizer:``).
+    """
     declared = declared_parameters(model_class)
-    return [name for name, factory in factories.items() if factory is not None and name not in declared]
+    ignored = {}
+    for group in FACTORIES:
+        if group not in declared:
+            ignored[group] = f"{model_class.__name__} takes no {group} argument (its configure_optimizers decides)"
+        elif group in model_config:
+            ignored[group] = f"the model config sets its own (model.{group})"
+    return ignored

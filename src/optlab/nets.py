@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+
+from optlab.arguments import InvalidArgument
 
 
 def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
@@ -14,6 +17,8 @@ def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     Layers are created in the notebook's order (fc1, fc2, out), so the same seed draws the
     same initial weights as ``NeuralNetwork()`` there.
     """
+    if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in hidden_sizes):
+        raise InvalidArgument("hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]")
     layers: list[nn.Module] = []
     width = input_size
     for hidden in hidden_sizes:
@@ -38,7 +43,11 @@ def initialise(net: nn.Module, scheme: str, params: Mapping[str, Any]) -> None:
     if scheme == "default":
         return
     if scheme not in INITIALISERS:
-        raise ValueError(f"init={scheme!r}: expected one of default, {', '.join(INITIALISERS)}")
+        raise InvalidArgument("init", scheme, f"expected one of default, {', '.join(INITIALISERS)}")
+    try:
+        INITIALISERS[scheme](torch.empty(2, 2), **params)  # a trial on a small tensor: unknown or bad arguments
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument(f"init_params.{scheme}", dict(params), f"not accepted by torch.nn.init.{scheme}_: {error}") from None
     for layer in net.modules():
         if isinstance(layer, nn.Linear):
             INITIALISERS[scheme](layer.weight, **params)

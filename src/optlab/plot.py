@@ -1,8 +1,9 @@
 """``comparison.png``: the notebook's closing plot, for any sweep.
 
-One panel per metric (``report.panels``, or every training and validation metric the
-jobs logged per epoch), one line per configuration; jobs that differ only by seed are drawn
-as their mean with a band for the mean's 95 % confidence interval over seeds.
+One panel per metric (``report.panels``, or ``optimized_metric`` and the other curves the
+jobs logged, validation first), one line per configuration; jobs that differ only by seed
+are drawn as their mean with a band for the mean's 95 % confidence interval over seeds. A
+metric logged once an epoch is drawn against epochs, one logged per step against steps.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from optlab.uncertainty import interval_bands
-from optlab.sweeps import Group, Job, ReportSettings, epoch_metrics, logged_tags
+from optlab.sweeps import Group, Job, ReportSettings, default_metrics
 
 PANEL_SIZE = (6.0, 4.8)  # inches per panel; at DPI 100 two panels make a 1200 x 480 PNG
 DPI = 100
@@ -29,10 +30,6 @@ MAX_PANELS = 4
 class Panel:
     tag: str
     bounds: tuple[float, float]  # what the confidence band is clipped to
-
-    @property
-    def title(self) -> str:
-        return f"{self.tag} per epoch"
 
 
 def panel_for(tag: str) -> Panel:
@@ -45,19 +42,30 @@ def panel_for(tag: str) -> Panel:
     return Panel(tag, (-np.inf, np.inf))
 
 
+def is_curve(jobs: Sequence[Job], tag: str) -> bool:
+    """Logged more than once by some job: a test metric's single point is a number, not a curve."""
+    return any(len(job.history.values(tag)) > 1 for job in jobs)
+
+
 def plot_panels(jobs: Sequence[Job], settings: ReportSettings) -> list[Panel]:
-    """``report.panels``, or every training and validation metric the jobs logged per epoch."""
-    tags = settings.panels or [tag for tag in epoch_metrics(logged_tags(jobs)) if tag.startswith(("train/", "val/"))]
+    """``report.panels``, or ``optimized_metric`` and the other curves the jobs logged, validation first."""
+    tags = settings.panels or [tag for tag in default_metrics(jobs, settings.metric) if is_curve(jobs, tag)]
     return [panel_for(tag) for tag in list(tags)[:MAX_PANELS]]
 
 
-def series(group: Group, tag: str) -> np.ndarray:
-    """Members' curves as rows, cut to the shortest (a failed job may stop early)."""
-    curves = [job.scalars[tag] for job in group.jobs if job.scalars.get(tag)]
-    if not curves:
-        return np.empty((0, 0))
-    length = min(len(curve) for curve in curves)
-    return np.array([curve[:length] for curve in curves], dtype=float)
+def per_epoch(group: Group, tag: str) -> bool:
+    return all(job.history.per_epoch(tag) for job in group.jobs if job.history.values(tag))
+
+
+def series(group: Group, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """The x values (epochs counted from 1, or steps) and the members' curves as rows, cut to the shortest."""
+    points = [job.history.points(tag) for job in group.jobs if job.history.values(tag)]
+    if not points:
+        return np.empty(0), np.empty((0, 0))
+    length = min(len(curve) for curve in points)
+    epochs = per_epoch(group, tag)
+    x = np.array([(point.epoch + 1 if epochs else point.step) for point in points[0][:length]], dtype=float)
+    return x, np.array([[point.value for point in curve[:length]] for curve in points], dtype=float)
 
 
 def spans_decades(values: np.ndarray) -> bool:
@@ -67,11 +75,11 @@ def spans_decades(values: np.ndarray) -> bool:
 
 def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
     tag, bounds = panel.tag, panel.bounds
-    curves_by_group = [(group, series(group, tag)) for group in groups]
-    curves_by_group = [(group, curves) for group, curves in curves_by_group if curves.size]
-    log_scale = "loss" in tag and spans_decades(np.concatenate([c.ravel() for _, c in curves_by_group] or [np.empty(0)]))
-    for group, curves in curves_by_group:
-        epochs = np.arange(1, curves.shape[1] + 1)
+    curves_by_group = [(group, *series(group, tag)) for group in groups]
+    curves_by_group = [(group, x, curves) for group, x, curves in curves_by_group if curves.size]
+    log_scale = "loss" in tag and spans_decades(np.concatenate([c.ravel() for _, _, c in curves_by_group] or [np.empty(0)]))
+    by_epoch = all(per_epoch(group, tag) for group, _, _ in curves_by_group)
+    for group, epochs, curves in curves_by_group:
         mean = curves.mean(axis=0)
         failed = any(job.status != "ok" for job in group.jobs)
         name = group.label + (f" (n={len(curves)}, 95% CI)" if len(curves) > 1 else "") + (" (failed)" if failed else "")
@@ -84,8 +92,8 @@ def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
             axes.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     if log_scale:
         axes.set_yscale("log")
-    axes.set_title(panel.title)
-    axes.set_xlabel("epoch")
+    axes.set_title(f"{tag} per {'epoch' if by_epoch else 'step'}")
+    axes.set_xlabel("epoch" if by_epoch else "step")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(tag)
     axes.grid(True, alpha=0.3)
@@ -93,8 +101,8 @@ def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
         axes.legend(fontsize="small")
 
 
-def plot_comparison(groups: Sequence[Group], panels: Sequence[Panel], path: Path, title: str) -> None:
-    panels = panels or [panel_for("train/loss")]  # nothing logged per epoch: an empty panel says so
+def plot_comparison(groups: Sequence[Group], panels: Sequence[Panel], path: Path, title: str, metric: str = "") -> None:
+    panels = panels or [panel_for(metric or "nothing logged")]  # no curve at all: an empty panel says so
     figure = Figure(figsize=(PANEL_SIZE[0] * len(panels), PANEL_SIZE[1]), dpi=DPI)
     FigureCanvasAgg(figure)
     for axes, panel in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels):

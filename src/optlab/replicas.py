@@ -53,7 +53,6 @@ from torchmetrics import Metric
 
 from optlab.errors import ConfigError, UserError
 from optlab.loggers import MetricHistory
-from optlab.model_arguments import declared_parameters
 from optlab.results import REPLICA_FILE, REPLICA_PREFIX
 from optlab.speed import module_layout, stored_layout
 from optlab.uncertainty import summarise
@@ -100,7 +99,8 @@ def split_replica_metrics(metrics: Mapping[str, Any], replicas: int) -> tuple[di
     return own, each
 
 
-def check_replicable(replicas: int, model_class: type, factories: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
+def check_replicable(replicas: int, model_class: type, factories: Mapping[str, Any], ignored: Mapping[str, str],
+                     trainer: Mapping[str, Any]) -> None:
     """What would couple the replicas, or cannot be vectorised, as one line naming the key."""
     if replicas == 1:
         return
@@ -108,12 +108,9 @@ def check_replicable(replicas: int, model_class: type, factories: Mapping[str, A
     if not callable(getattr(model_class, "model_step", None)):
         raise UserError(f"replicas={replicas}: {name} has no model_step(batch) to vectorise; replicas need its "
                         "training/validation/test steps to take their loss from self.model_step(batch) (docs/replicas.md)")
-    if "optimizer" not in declared_parameters(model_class):
-        raise UserError(f"replicas={replicas}: {name} takes no optimizer argument (its configure_optimizers builds its "
-                        "own); replicas build the configured optimizer over their stacked weights, so the model must take it")
-    if factories.get("scheduler") is not None and "scheduler" not in declared_parameters(model_class):
-        raise ConfigError("scheduler", getattr(factories["scheduler"], "func", factories["scheduler"]).__name__,
-                          f"replicas={replicas}: {name} takes no scheduler argument, so a single run would not use it either")
+    if "optimizer" in ignored:
+        raise UserError(f"replicas={replicas}: the optimizer= group is not used ({ignored['optimizer']}); replicas build "
+                        "the configured optimizer over their stacked weights, so the model must take it from optimizer=")
     if overridden := [hook for hook in UNFORWARDED_HOOKS if getattr(model_class, hook, None) is not getattr(L.LightningModule, hook)]:
         raise UserError(f"replicas={replicas}: {name} overrides {', '.join(overridden)}, which replicas do not run per "
                         f"replica; they run {', '.join(FORWARDED_HOOKS)} (docs/replicas.md)")
@@ -161,6 +158,9 @@ class Replicas(L.LightningModule):
                  optimizer: Callable[..., torch.optim.Optimizer] | None,
                  scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, transposed: bool = True) -> None:
         super().__init__()
+        if not models[0].automatic_optimization:
+            raise UserError(f"replicas={len(models)}: {type(models[0]).__name__} steps its optimizer itself (manual "
+                            "optimization); replicas step one optimizer over all of them, so use replicas=1")
         if buffers := [name for name, _ in models[0].named_buffers()]:
             raise UserError(f"replicas={len(models)}: {type(models[0]).__name__} has buffers ({', '.join(buffers)}), "
                             "which vmap cannot update in place per replica; use replicas=1 or a model without them")
@@ -168,9 +168,7 @@ class Replicas(L.LightningModule):
         self.seeds = list(seeds)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.transposed = transposed
-        # The model's own hyper-parameters too: eval.py rebuilds each replica from the checkpoint alone.
-        self.save_hyperparameters({"replicas": len(models), "seeds": self.seeds, "transposed": transposed,
-                                   "model": dict(models[0].hparams)})
+        self.save_hyperparameters({"replicas": len(models), "seeds": self.seeds, "transposed": transposed})
         stacked, _ = stack_module_state(list(models))
         self._names = list(stacked)  # the model's own parameter names, e.g. net.0.weight
         # Matrices may be stored as [K, in, out] and handed to the model as [K, out, in] views
@@ -393,17 +391,6 @@ def _mean(values: Sequence[Any]) -> Tensor:
     tensors = [torch.as_tensor(value).detach() for value in values]
     dtype = torch.promote_types(tensors[0].dtype, torch.float32)
     return torch.stack([tensor.to(dtype) for tensor in tensors]).mean()
-
-
-def is_replicas_checkpoint(checkpoint: Mapping[str, Any]) -> bool:
-    return {"replicas", "seeds", "model"} <= set(checkpoint.get("hyper_parameters", {}))
-
-
-def rebuild_replicas(checkpoint: Mapping[str, Any], build_model: Callable[[Mapping[str, Any]], L.LightningModule]) -> Replicas:
-    """A replicas run's checkpoint as the module it was: ``build_model`` makes one replica from its hyper-parameters."""
-    settings = checkpoint["hyper_parameters"]
-    models = [build_model(settings["model"]) for _ in settings["seeds"]]
-    return Replicas(models, settings["seeds"], optimizer=None, transposed=settings["transposed"])
 
 
 def replica_seeds(seed: int, replicas: int) -> list[int]:

@@ -201,7 +201,8 @@ def build_report(sweep_dir: Path) -> list[Job]:
     write_csv(jobs, columns, sweep_dir / "summary.csv")
     write_markdown(sweep_dir, summary_tables(jobs, groups, settings, columns), settings.metric, sweep_dir / "summary.md")
     write_groups_csv(groups, columns, settings, sweep_dir / "groups.csv")
-    plot_comparison(groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}")
+    plot_comparison(groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}",
+                    metric=settings.metric)
     return jobs
 
 

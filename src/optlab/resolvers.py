@@ -36,7 +36,13 @@ def slurm_gpus(accelerator: str, devices: object) -> object:
     return devices if accelerator in ("gpu", "cuda") else None
 
 
+def mode(direction: str) -> str:
+    """``optimized_direction`` as Lightning's callbacks spell it: ``minimize`` -> ``min``."""
+    return {"minimize": "min", "maximize": "max"}.get(direction, direction)
+
+
 RESOLVERS = {
+    "optlab.mode": mode,
     "optlab.path_safe": path_safe,
     "optlab.name_suffix": name_suffix,
     "optlab.basename": lambda path: Path(path).name,

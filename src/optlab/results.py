@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 RESULT_FILE = "result.json"
 HISTORY_FILE = "metrics.jsonl"
@@ -29,6 +30,8 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     fit_seconds: float | None = None
     steps: int | None = None
+    epochs: int | None = None  # epochs trained to the end (a resumed run counts the ones before it too)
+    objective: str | None = None  # the metric the task returns: optimized_metric, or eval's test counterpart of it
 
     @property
     def steps_per_second(self) -> float | None:
@@ -63,7 +66,8 @@ def read_result(run_dir: Path) -> RunResult | None:
     path = run_dir / RESULT_FILE
     if not path.is_file():
         return None
-    return RunResult(**json.loads(path.read_text()))
+    fields = RunResult.__dataclass_fields__
+    return RunResult(**{key: value for key, value in json.loads(path.read_text()).items() if key in fields})
 
 
 def last_line(error: BaseException) -> str:
@@ -81,18 +85,79 @@ def last_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}".rstrip(": ")
 
 
-def read_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Each logged tag's ``(step, value)`` points, in the order they were logged."""
+@dataclass(frozen=True)
+class Point:
+    """One logged value: the optimizer step and epoch Lightning logged it at."""
+
+    step: int
+    epoch: int | None
+    value: float
+
+
+@dataclass
+class History:
+    """What a run logged, read back from its ``metrics.jsonl``: one record per ``log_metrics`` call.
+
+    Each record holds the stage that logged it (``train``, ``validate``, ``test``), so a reader
+    can tell a model's validation metrics from its training ones whatever it names them.
+    """
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def points(self, tag: str) -> list[Point]:
+        return [Point(record["step"], _epoch(record), record[tag]) for record in self.records if tag in record]
+
+    def values(self, tag: str) -> list[float]:
+        return [record[tag] for record in self.records if tag in record]
+
+    @property
+    def tags(self) -> list[str]:
+        """Every metric logged, in the order first seen (not Lightning's ``epoch`` counter)."""
+        names = (tag for record in self.records for tag in record if tag not in RECORD_KEYS)
+        return list(dict.fromkeys(names))
+
+    def stage_of(self, tag: str) -> str | None:
+        return next((record.get("stage") for record in self.records if tag in record), None)
+
+    def tags_of(self, stage: str) -> list[str]:
+        return [tag for tag in self.tags if self.stage_of(tag) == stage]
+
+    def stage_records(self, stage: str) -> list[dict[str, float]]:
+        """Each ``log_metrics`` call of ``stage``: a validation pass's metrics together, with its epoch and step."""
+        return [record for record in self.records if record.get("stage") == stage]
+
+    def per_epoch(self, tag: str) -> bool:
+        """Whether ``tag`` has at most one point per epoch (an epoch-level metric), not one per logged step."""
+        epochs = [point.epoch for point in self.points(tag)]
+        return None not in epochs and len(epochs) == len(set(epochs))
+
+
+# Lightning names the per-step half of a metric logged both per step and per epoch ``<name>_step``;
+# lightning-hydra-template names a running best ``<name>_best``. Neither is a result of its own.
+def shown_by_default(tag: str) -> bool:
+    return not tag.endswith(("_step", "_best"))
+
+
+# What a record holds besides the metrics: Lightning adds ``epoch`` to every call.
+RECORD_KEYS = ("step", "stage", "epoch")
+
+
+def _epoch(record: dict[str, Any]) -> int | None:
+    epoch = record.get("epoch")
+    return None if epoch is None else int(epoch)
+
+
+def read_history(run_dir: Path) -> History:
+    """The run's ``metrics.jsonl``; a line that cannot be read (the last of a killed run) is skipped."""
     path = run_dir / HISTORY_FILE
-    series: dict[str, list[tuple[int, float]]] = {}
+    history = History()
     if not path.is_file():
-        return series
-    for line in path.read_text().splitlines():
+        return history
+    for line in path.read_bytes().splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:  # the last line of a run killed while writing it
+        except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-        step = record.pop("step")
-        for tag, value in record.items():
-            series.setdefault(tag, []).append((step, value))
-    return series
+        if isinstance(record, dict) and "step" in record:
+            history.records.append(record)
+    return history

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from optlab.results import REPLICA_FILE, REPLICA_PREFIX, read_history, read_result
+from optlab.results import REPLICA_FILE, REPLICA_PREFIX, History, read_history, read_result, shown_by_default
 
 SEED_KEY = "seed"
 REPLICAS_KEY = "replicas"
@@ -30,10 +30,16 @@ class Job:
     overrides: dict[str, str]
     status: str
     error: str = ""
-    scalars: dict[str, list[float]] = field(default_factory=dict)
+    history: History = field(default_factory=History)
     fit_seconds: float | None = None
     steps_per_second: float | None = None
+    trained_epochs: int | None = None  # from result.json
     run_dir: Path | None = None  # where Hydra's .hydra/ is: the job's own directory, or a replica's run
+
+    @property
+    def scalars(self) -> dict[str, list[float]]:
+        """Each logged metric's values in the order the run logged them."""
+        return {tag: self.history.values(tag) for tag in self.history.tags}
 
     @property
     def name(self) -> str:
@@ -53,24 +59,33 @@ class Job:
         return min(values) if mode == "min" else max(values)
 
     @property
-    def epochs(self) -> int:
-        """Epochs with logged metrics: the longest epoch-level training or validation curve."""
-        return max((len(values) for tag, values in self.scalars.items()
-                    if tag.startswith(("train/", "val/")) and not tag.endswith("_step")), default=0)
+    def epochs(self) -> int | None:
+        """Epochs trained: what the run recorded, or for a run that never finished, the epochs its training logged."""
+        if self.trained_epochs is not None:
+            return self.trained_epochs
+        epochs = {record.get("epoch") for record in self.history.stage_records("train")} - {None}
+        return len(epochs) or None
 
 
-def epoch_metrics(tags: Sequence[str]) -> list[str]:
-    """The tags worth a column or a panel: not steps, not Lightning's ``epoch``, not running bests."""
-    kept = [tag for tag in tags if tag != "epoch" and not tag.endswith(("_step", "_best"))]
-    return sorted(kept, key=lambda tag: next((i for i, stage in enumerate(STAGES) if tag.startswith(stage)), len(STAGES)))
-
-
-STAGES = ("train/", "val/", "test/")
+# The order stages are shown in: what the run is judged by first, what it trained on last.
+STAGE_ORDER = ("validate", "test", "train")
 
 
 def logged_tags(jobs: Sequence[Job]) -> list[str]:
     """Every tag any job logged, in the order first seen."""
-    return list(dict.fromkeys(tag for job in jobs for tag in job.scalars))
+    return list(dict.fromkeys(tag for job in jobs for tag in job.history.tags))
+
+
+def stage_of(jobs: Sequence[Job], tag: str) -> str | None:
+    return next((stage for job in jobs if (stage := job.history.stage_of(tag)) is not None), None)
+
+
+def default_metrics(jobs: Sequence[Job], first: str) -> list[str]:
+    """Every metric the jobs logged, ``first`` (``optimized_metric``) first, then by stage (validation, test, training)."""
+    tags = [tag for tag in logged_tags(jobs) if shown_by_default(tag) and tag != first]
+    rank = {stage: index for index, stage in enumerate(STAGE_ORDER)}
+    ordered = sorted(tags, key=lambda tag: rank.get(stage_of(jobs, tag) or "", len(rank)))
+    return ([first] if first in logged_tags(jobs) else []) + ordered
 
 
 Column = Callable[[Job], float | None]
@@ -80,7 +95,7 @@ def metric_columns(jobs: Sequence[Job], settings: ReportSettings) -> dict[str, C
     """Column name -> how to read it from a job: the final value of each metric the sweep logged
     (or ``report.metrics``), the best of ``optimized_metric``, then epochs and timings.
     The same columns feed the CSV, the Markdown tables and the statistics of seed groups."""
-    metrics = list(settings.metrics or epoch_metrics(logged_tags(jobs)))
+    metrics = list(settings.metrics or default_metrics(jobs, settings.metric))
     columns: dict[str, Column] = {tag: (lambda job, tag=tag: job.final(tag)) for tag in metrics}
     mode = "min" if settings.direction == "minimize" else "max"
     columns[f"best {settings.metric}"] = lambda job: job.best(settings.metric, mode)
@@ -88,11 +103,6 @@ def metric_columns(jobs: Sequence[Job], settings: ReportSettings) -> dict[str, C
     columns["fit_seconds"] = lambda job: job.fit_seconds
     columns["steps_per_second"] = lambda job: job.steps_per_second
     return columns
-
-
-def read_scalars(run_dir: Path) -> dict[str, list[float]]:
-    """Each tag's values in the order the run logged them (its ``metrics.jsonl``, whatever its loggers)."""
-    return {tag: [value for _, value in points] for tag, points in read_history(run_dir).items()}
 
 
 def parse_override(text: str) -> tuple[str, str]:
@@ -108,12 +118,13 @@ def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, st
     prefix = run_dir.name.split("_", 1)[0]
     result = read_result(job_dir)
     job = Job(path=job_dir, number=int(prefix) if prefix.isdigit() else -1, overrides=overrides, status="failed",
-              scalars=read_scalars(job_dir), run_dir=run_dir)
+              history=read_history(job_dir), run_dir=run_dir)
     if result is None:
         job.error = "no result.json: the job was stopped before it finished"
     else:
         job.status, job.error = result.status, result.error
         job.fit_seconds, job.steps_per_second = result.fit_seconds, result.steps_per_second
+        job.trained_epochs = result.epochs
     return job
 
 
@@ -178,7 +189,7 @@ def group_by_seed(jobs: Sequence[Job]) -> list[Group]:
 class ReportSettings:
     """How a sweep is ranked and shown: ``optimized_metric``, ``optimized_direction`` and ``report`` in the jobs' config."""
 
-    metric: str = "val/loss"
+    metric: str = ""  # optimized_metric; a sweep read without its configs ranks by nothing
     direction: str = "minimize"
     metrics: tuple[str, ...] = ()  # empty: every metric the jobs logged
     panels: tuple[str, ...] = ()   # empty: the training and validation metrics
@@ -197,7 +208,7 @@ def read_settings(jobs: Sequence[Job]) -> ReportSettings:
         if config_file.is_file():
             config = OmegaConf.load(config_file)
             return ReportSettings(
-                metric=str(config.get("optimized_metric", "val/loss")),
+                metric=str(config.get("optimized_metric", "")),
                 direction=str(config.get("optimized_direction", "minimize")),
                 metrics=tuple(OmegaConf.select(config, "report.metrics") or ()),
                 panels=tuple(OmegaConf.select(config, "report.panels") or ()),

@@ -20,18 +20,25 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 Scalar = int | float | str
 
 
-def run_hparams(cfg: DictConfig, optimizer_name: str) -> dict[str, Scalar]:
+def run_hparams(cfg: DictConfig, choices: Mapping[str, str], ignored: Mapping[str, str]) -> dict[str, Scalar]:
     """The settings that tell runs apart, flattened to scalars HParams can display.
 
-    Every top-level setting of the optimizer, model and data configs (nested mappings,
-    such as the notebook model's ``init_params``, are left to the resolved config), whatever
-    the model and data module are.
+    The optimizer the model really gets (the ``optimizer=`` group's, or its own config's
+    ``model.optimizer``), then every top-level setting of the model and data configs (nested
+    nodes, such as a ``net``, are left to the resolved config), whatever the model and data are.
     """
-    values: dict[str, Any] = {"optimizer": optimizer_name, "seed": cfg.seed}
-    for group in ("optimizer", "model", "data"):
-        node = OmegaConf.to_container(cfg[group], resolve=True) if cfg.get(group) is not None else {}
-        assert isinstance(node, dict)
-        values.update({f"{group}/{key}": value for key, value in node.items()
+    values: dict[str, Any] = {"seed": cfg.seed}
+    node = OmegaConf.select(cfg, "model.optimizer") if "optimizer" in ignored else cfg.get("optimizer")
+    if node is not None:
+        optimizer = OmegaConf.to_container(node, resolve=True)
+        assert isinstance(optimizer, dict)
+        name = str(optimizer["_target_"]).rsplit(".", 1)[-1].lower()
+        values["optimizer"] = choices.get("optimizer", name) if "optimizer" not in ignored else name
+        values.update({f"optimizer/{key}": value for key, value in optimizer.items() if not key.startswith("_")})
+    for group in ("model", "data"):
+        group_node = OmegaConf.to_container(cfg[group], resolve=True) if cfg.get(group) is not None else {}
+        assert isinstance(group_node, dict)
+        values.update({f"{group}/{key}": value for key, value in group_node.items()
                        if not key.startswith("_") and not isinstance(value, Mapping)})
     values["trainer/max_epochs"] = cfg.trainer.max_epochs
     return {key: _scalar(value) for key, value in values.items()}

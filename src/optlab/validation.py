@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,10 +18,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from optlab.cli import in_sweep
 from optlab.arguments import is_number
-from optlab.building import build, unknown_argument
-from optlab.checkpoints import check_optimizer_fits, check_scheduler_fits, load_checkpoint
+from optlab.building import build, check_argument_types, target_class, unknown_argument
 from optlab.errors import ConfigError, UserError
-from optlab.nets import INITIALISERS
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 # Lightning's short names for its precisions: "16" is 16-mixed (float32 weights), not 16-true.
@@ -33,6 +32,7 @@ def check_optimizer(optimizer: DictConfig) -> torch.optim.Optimizer:
     lr = optimizer.get("lr")
     if lr is not None and not (is_number(lr) and math.isfinite(lr) and lr >= 0):
         raise ConfigError("optimizer.lr", lr, "expected a finite number >= 0")
+    check_argument_types(target_class(optimizer, "optimizer"), OmegaConf.to_container(optimizer, resolve=True), "optimizer")
     factory = build(optimizer, "optimizer")
     try:
         return factory([torch.nn.Parameter(torch.zeros(1))])
@@ -69,23 +69,6 @@ def check_clipping(trainer: DictConfig, optimizer: DictConfig) -> None:
             f"Lightning cannot clip a fused optimizer's gradients under precision {trainer.precision}; "
             "add optimizer.fused=false, or use precision 32-true",
         )
-
-
-def check_model(model: DictConfig) -> None:
-    """Hidden sizes and the initialisation scheme with its arguments, tried on a small tensor."""
-    hidden_sizes = model.get("hidden_sizes", [])
-    if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in hidden_sizes):
-        raise ConfigError("model.hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]")
-    init = model.get("init", "default")
-    if init == "default":
-        return
-    if init not in INITIALISERS:
-        raise ConfigError("model.init", init, f"expected one of default, {', '.join(INITIALISERS)}")
-    params = dict((model.get("init_params") or {}).get(init) or {})
-    try:
-        INITIALISERS[init](torch.empty(2, 2), **params)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"model.init_params.{init}", params, f"not accepted by torch.nn.init.{init}_: {error}") from None
 
 
 def check_trainer(trainer: DictConfig) -> None:
@@ -142,20 +125,6 @@ def check_accelerator(accelerator: Any) -> None:
         raise ConfigError("trainer.accelerator", accelerator, missing)
 
 
-def check_checkpoint(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:
-    """A resume checkpoint is readable and fits the configured optimizer and scheduler.
-
-    Whether its tensors fit the model is checked once the model is built (``check_state_fits``).
-    """
-    path = cfg.get("ckpt_path")
-    if path is None:
-        return
-    checkpoint = load_checkpoint(path)
-    choice = HydraConfig.get().runtime.choices.get("optimizer") if HydraConfig.initialized() else None
-    check_optimizer_fits(checkpoint, path, optimizer, f"optimizer={choice} ({cfg.optimizer._target_})" if choice else cfg.optimizer._target_)
-    check_scheduler_fits(checkpoint, path, cfg.get("scheduler"))
-
-
 def check_seed(seed: Any) -> None:
     if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32):
         raise ConfigError("seed", seed, "expected an integer from 0 to 4294967295")
@@ -167,10 +136,11 @@ def check_replicas(replicas: Any) -> None:
 
 
 def validate_evaluation(cfg: DictConfig) -> None:
-    """What eval.py needs before it imports Lightning: a readable checkpoint, an accelerator that exists."""
+    """What eval.py needs before it imports Lightning: a checkpoint file, an accelerator that exists."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError("ckpt_path", None, "required: python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt")
-    load_checkpoint(cfg.ckpt_path)
+    if not Path(str(cfg.ckpt_path)).is_file():
+        raise ConfigError("ckpt_path", cfg.ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
     check_accelerator(cfg.trainer.get("accelerator", "auto"))
 
 
@@ -178,14 +148,17 @@ def validate(cfg: DictConfig) -> None:
     """Everything that can be checked before the data is made or a Trainer exists (and before Lightning is imported)."""
     check_seed(cfg.get("seed"))
     check_replicas(cfg.get("replicas", 1))
-    optimizer = check_optimizer(cfg.optimizer)
-    check_model(cfg.model)
+    if cfg.get("optimizer") is not None:
+        check_optimizer(cfg.optimizer)
+    if cfg.get("scheduler") is not None:
+        check_argument_types(target_class(cfg.scheduler, "scheduler"), OmegaConf.to_container(cfg.scheduler, resolve=True), "scheduler")
     check_trainer(cfg.trainer)
-    check_precision(cfg.trainer.get("precision"), cfg.optimizer)
-    check_clipping(cfg.trainer, cfg.optimizer)
-    check_checkpoint(cfg, optimizer)
+    check_precision(cfg.trainer.get("precision"), cfg.get("optimizer") or {})
+    check_clipping(cfg.trainer, cfg.get("optimizer") or {})
+    if cfg.get("ckpt_path") is not None and not Path(str(cfg.ckpt_path)).is_file():
+        raise ConfigError("ckpt_path", cfg.ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
     # Which metrics exist is the model's to say: a name it never logs is refused after the first epoch.
     if not isinstance(cfg.get("optimized_metric"), str) or not cfg.optimized_metric:
-        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), "expected the name of a logged metric, e.g. val/loss")
+        raise ConfigError("optimized_metric", cfg.get("optimized_metric"), "expected the name of a metric the model logs")
     if cfg.get("optimized_direction", "minimize") not in ("minimize", "maximize"):
         raise ConfigError("optimized_direction", cfg.get("optimized_direction"), "expected minimize or maximize")

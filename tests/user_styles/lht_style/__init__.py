@@ -1,0 +1,1 @@
+"""lightning-hydra-template's MNIST example, on scikit-learn's digits."""

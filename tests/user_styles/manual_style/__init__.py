@@ -1,0 +1,1 @@
+"""Digits trained with manual optimization (Lightning's "Manual Optimization" page)."""
