@@ -71,7 +71,7 @@ def test_the_console_shows_header_bar_epoch_table_and_closing_block_once(
 
     # A short header: what runs and where its outputs go.
     assert [line.split()[0] for line in lines[:5]] == ["data", "model", "optimizer", "trainer", "outputs"]
-    assert lines[0] == "data       blobs: 4000 training / 1000 held-out rows of 64 features, batch 16"
+    assert lines[0] == "data       blobs: BlobDataModule, batch 16; the model gets input_size=64"
     assert lines[1] == "model      mlp: 64-256-1024-1, 280,833 parameters"
     assert lines[2] == "optimizer  adam: torch.optim.Adam(fused=True, lr=0.001)"
     assert lines[3].startswith("trainer    2 epochs on cpu x1")
@@ -82,20 +82,23 @@ def test_the_console_shows_header_bar_epoch_table_and_closing_block_once(
     bar = result.stdout.split("\r")
     assert any("Epoch 2/2:" in line and "train/loss_step=" in line and "val/loss=" in line and "val/acc=" in line for line in bar)
 
-    # One row per epoch: the notebook's numbers (its printed sum over the 4000 rows), then validation.
+    # One row per epoch: the notebook's numbers (its printed sums over the 4000 rows, as means), then validation.
     # The columns are the metrics the model logged per epoch.
-    assert lines[5].split() == ["epoch", "train/loss_epoch", "loss", "x", "rows", "val/loss", "val/acc"]
+    assert lines[5].split() == ["epoch", "train/loss_epoch", "val/loss", "val/acc"]
     first, second = lines[6].split(), lines[7].split()
     assert first[0] == "1/2" and second[0] == "2/2"
-    assert float(first[1]) == pytest.approx(NOTEBOOK_ADAM_LOSSES[0] / 4000, rel=1e-3)
     for row, printed in zip((first, second), NOTEBOOK_ADAM_LOSSES):  # to 1e-3: the fused Adam kernel rounds differently
-        assert abs(float(row[2]) - printed) <= 1e-3 * printed, (row, printed)
-    assert 0.99 < float(second[4]) <= 1
+        assert abs(float(row[1]) * 4000 - printed) <= 1e-3 * printed, (row, printed)
+    assert 0.99 < float(second[3]) <= 1
 
-    # A closing block: test metrics, the run directory, the exact TensorBoard command.
-    test_acc = read_scalars(run_dir)["test/acc"][-1][1]
+    # A closing block, one fact a line: test metrics, the last and the best validation (the epoch best.ckpt
+    # holds), the run directory, the exact TensorBoard command.
+    scalars = read_scalars(run_dir)
+    test_acc = scalars["test/acc"][-1][1]
     assert lines[8].startswith("test      loss ") and lines[8].endswith(f", acc {test_acc:.6g}")
-    assert [line.split()[0] for line in lines[9:11]] == ["val", "best"]
+    assert lines[9].startswith("last val  epoch 2: loss ")
+    best_epoch = min(range(2), key=lambda epoch: scalars["val/loss"][epoch][1]) + 1
+    assert lines[10].startswith(f"best val  epoch {best_epoch} (checkpoints/best.ckpt), by val/loss: loss ")
     assert lines[-2:] == [f"run       {run}", f"look      tensorboard --logdir {run}"]
 
     # Nothing twice, no advertisements, no warnings nobody can act on, no Lightning chatter.

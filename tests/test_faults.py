@@ -96,7 +96,7 @@ def test_a_checkpoint_for_data_of_another_width(tmp_path: Path, adam_run: Path) 
     [
         (b"hello, I am a text file\n", "not a torch checkpoint (neither a zip archive nor a pickle)"),
         (b"PK\x03\x04 but cut off", "not a readable torch checkpoint (RuntimeError: PytorchStreamReader failed"),
-        (None, "a torch file, but not a checkpoint of this template's runs"),
+        (None, "a torch file, but not a Lightning checkpoint"),
     ],
     ids=["text", "truncated-zip", "plain-state-dict"],
 )

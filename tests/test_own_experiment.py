@@ -121,7 +121,7 @@ def test_eval_and_resume_run_the_users_model(user_checkout: tuple[Path, list[lis
     resumed = run([sys.executable, "train.py", *single, "trainer.max_epochs=3", "callbacks.progress_bar.refresh_rate=0",
                    f"ckpt_path={run_dir}/checkpoints/last.ckpt", "hydra.run.dir=resumed"], cwd=work)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    epochs = [value for _, value in read_history(work / "resumed")["epoch"]]
+    epochs = read_history(work / "resumed").values("epoch")
     assert set(epochs) >= {2} and min(epochs) == 2  # only the third epoch was trained
 
 
@@ -209,4 +209,4 @@ def test_the_shipped_digits_experiment_reaches_095_test_accuracy_with_adam(tmp_p
 
     outcome = train_here(compose_config(tmp_path, ["data=digits", "model=mlp_multiclass"]))
     assert outcome.metrics["test/acc"] >= 0.95  # macro accuracy on 360 held-out digits after the default 10 epochs
-    assert len(read_history(tmp_path)["val/acc"]) == 10
+    assert len(read_history(tmp_path).values("val/acc")) == 10

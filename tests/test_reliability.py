@@ -94,10 +94,15 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
     checkpoint["callback"] = print  # any pickled callable would run code on load
     evil = tmp_path / "evil.ckpt"
     torch.save(checkpoint, evil)
-    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt' is not valid: refused: it holds pickled Python objects") as caught:
+    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt' is not valid: refused: it holds a pickled Python object \(print\) that this run's config does not name; "
+                       "loading it could run arbitrary code. If you trust the file, add trust_checkpoint=true$") as caught:
         train_here(compose_config(tmp_path / "resume", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}"]))
     assert "(print)" in str(caught.value)
     assert not (tmp_path / "resume" / "checkpoints").exists()
+    # The opt-in the message names loads a file the user trusts.
+    trusted = train_here(compose_config(tmp_path / "trusted", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}",
+                                                               "trust_checkpoint=true"]))
+    assert trusted.status == "ok" and trusted.epochs == 2
 
 
 SIGNAL_RUN = ["data.n_samples=1000", "trainer.max_epochs=2", "print_config=false", "callbacks.progress_bar.refresh_rate=0",

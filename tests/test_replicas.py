@@ -183,8 +183,9 @@ def test_eval_scores_every_replica_of_a_replicas_checkpoint(runs: dict[str, Path
 
     checkpoint = runs["replicas"] / "checkpoints" / "last.ckpt"
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        # Run in-process, the training run left no .hydra/ config beside its checkpoint: the settings are passed.
         cfg = compose("eval", overrides=[f"ckpt_path={checkpoint}", f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}",
-                                         "data.n_samples=1000"])
+                                         "data.n_samples=1000", "replicas=3"])
     result = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
     logged = read_scalars(tmp_path)
     trained = [json.loads((runs["replicas"] / f"replica_{k:02d}" / "result.json").read_text())["metrics"] for k in range(3)]

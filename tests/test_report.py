@@ -16,7 +16,6 @@ from scipy import stats
 from conftest import hparams_session, job_dirs, job_overrides, read_scalars, run_train
 from notebook_reference import notebook_losses
 
-from optlab.loggers import MetricHistory
 from optlab.report import build_report
 from optlab.results import RunResult, write_result
 
@@ -102,9 +101,10 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
     sweep = f"logs/multiruns/{sweep_dir.name}"
     closing = result.stdout.rstrip().splitlines()[-9:]
     assert closing[0] == f"sweep {sweep}: 3 jobs, 3 ok, 0 failed. Best first by val/loss (lower is better)."
-    # The columns are the metrics the jobs logged, then the best of optimized_metric.
-    assert closing[1].split() == ["job", "overrides", "status", "train/loss_epoch", "val/loss", "val/acc", "test/loss",
-                                  "test/acc", "best", "val/loss", "fit_seconds"]
+    # The columns are the metrics the jobs logged, optimized_metric first, then validation, test and training
+    # ones, then the best of optimized_metric.
+    assert closing[1].split() == ["job", "overrides", "status", "val/loss", "val/acc", "test/loss", "test/acc",
+                                  "train/loss_epoch", "best", "val/loss", "fit_seconds"]
     assert [line.split()[0] for line in closing[2:5]] == ranked
     assert closing[-3:] == [f"plot      {sweep}/comparison.png", f"table     {sweep}/summary.md (all columns: summary.csv, statistics: groups.csv)",
                             f"look      tensorboard --logdir {sweep}"]
@@ -125,20 +125,32 @@ def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     assert "failed" in failed_row and failed_row.endswith("optimizer.lr=-1 is not valid: expected a finite number >= 0")
 
 
+def write_records(run_dir: Path, records: list[dict[str, object]]) -> None:
+    """``metrics.jsonl`` as the run's MetricHistory writes it: one line per logging call, with its stage and epoch."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def write_hydra_files(run_dir: Path, overrides: list[str]) -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
+    (run_dir / ".hydra" / "config.yaml").write_text("optimized_metric: val/loss\noptimized_direction: minimize\n")
+
+
 def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True) -> None:
-    """A job directory as Hydra and train.py leave it, its metrics written by the run's own MetricHistory logger."""
+    """A job directory as Hydra and train.py leave it."""
     job_dir = sweep_dir / f"{number}_{','.join(overrides)}"
-    (job_dir / ".hydra").mkdir(parents=True)
-    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
-    history = MetricHistory(job_dir)
+    write_hydra_files(job_dir, overrides)
+    records: list[dict[str, object]] = []
     for epoch, (loss, acc) in enumerate(zip(train_loss, val_acc)):
-        history.log_metrics({"val/loss": loss * 2, "val/acc": acc}, step=epoch)
-        history.log_metrics({"train/loss_epoch": loss}, step=epoch)
+        records.append({"step": epoch, "stage": "validate", "val/loss": loss * 2, "val/acc": acc, "epoch": epoch})
+        records.append({"step": epoch, "stage": "train", "train/loss_epoch": loss, "epoch": epoch})
     if result:
-        history.log_metrics({"test/acc": val_acc[-1], "test/loss": train_loss[-1] * 2}, step=len(train_loss))
-    history.finalize("success")
+        records.append({"step": len(train_loss), "stage": "test", "test/acc": val_acc[-1], "test/loss": train_loss[-1] * 2,
+                        "epoch": len(train_loss)})
+    write_records(job_dir, records)
     if result:
-        write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
+        write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=len(train_loss)))
 
 
 def group_row(markdown: str, name: str) -> list[str]:
@@ -180,16 +192,15 @@ def test_jobs_that_differ_only_by_seed_carry_their_mean_spread_interval_and_welc
 def write_replicated_run(sweep_dir: Path, number: int, overrides: list[str], seeds: list[int], finals: list[float]) -> None:
     """A run directory as ``replicas=K`` leaves it: one record per replica below it, each with its seed."""
     run_dir = sweep_dir / f"{number}_{','.join(overrides)}"
-    (run_dir / ".hydra").mkdir(parents=True)
-    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {item}\n" for item in overrides))
-    write_result(run_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
+    write_hydra_files(run_dir, overrides)
+    write_result(run_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=2))
     for replica, (seed, final) in enumerate(zip(seeds, finals)):
         replica_dir = run_dir / f"replica_{replica:02d}"
-        history = MetricHistory(replica_dir)
-        history.log_metrics({"val/loss": 1.0, "train/loss_epoch": 1.0}, step=0)
-        history.log_metrics({"val/loss": final, "train/loss_epoch": final / 2}, step=1)
-        history.finalize("success")
-        write_result(replica_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100))
+        write_records(replica_dir, [
+            {"step": 0, "stage": "validate", "val/loss": 1.0, "epoch": 0}, {"step": 0, "stage": "train", "train/loss_epoch": 1.0, "epoch": 0},
+            {"step": 1, "stage": "validate", "val/loss": final, "epoch": 1}, {"step": 1, "stage": "train", "train/loss_epoch": final / 2, "epoch": 1},
+        ])
+        write_result(replica_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=2))
         (replica_dir / "replica.json").write_text(json.dumps({"replica": replica, "seed": seed}))
 
 

@@ -124,10 +124,11 @@ def test_default_initialisation_is_pytorchs_and_params_are_config_values(tmp_pat
     assert torch.equal(first_layer(tmp_path, []).weight, expected.weight)
     wide = first_layer(tmp_path, ["model.init=normal", "model.init_params.normal.std=0.5"])
     assert abs(wide.weight.std().item() - 0.5) < 0.05
+    # The model checks its own arguments; building it from config names the full key.
     with pytest.raises(ConfigError, match="model.init='orthogonal' is not valid: expected one of default, normal"):
-        validate(compose_config(tmp_path, ["model.init=orthogonal"]))
+        train_here(compose_config(tmp_path / "orthogonal", ["model.init=orthogonal"]))
     with pytest.raises(ConfigError, match=r"model.init_params.normal=\{'mean': 0.0, 'std': 0.01, 'gain': 2\} is not valid"):
-        validate(compose_config(tmp_path, ["model.init=normal", "+model.init_params.normal.gain=2"]))
+        train_here(compose_config(tmp_path / "gain", ["model.init=normal", "+model.init_params.normal.gain=2"]))
 
 
 def test_optuna_search_writes_its_results_and_the_report(tmp_path: Path) -> None:

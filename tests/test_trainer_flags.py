@@ -171,7 +171,7 @@ def test_no_logger_still_records_the_run(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("events.out.tfevents.*"))
     result = read_result(tmp_path)
     assert result is not None and result.status == "ok" and 0.9 < result.metrics["test/acc"] <= 1
-    assert len(read_history(tmp_path)["train/loss_epoch"]) == 2
+    assert len(read_history(tmp_path).values("train/loss_epoch")) == 2
 
 
 def test_no_callbacks_trains_with_lightnings_defaults(tmp_path: Path) -> None:

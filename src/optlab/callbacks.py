@@ -91,8 +91,11 @@ class EpochTable(TQDMProgressBar):
         return {**values, **self._validation}
 
     def _plan_layout(self, values: dict[str, float]) -> list[tuple[str, int]]:
+        # A metric logged per step and per epoch is in Lightning's callback metrics three times: under
+        # its own name, <name>_step and <name>_epoch. The table shows the epoch one, as the loggers do.
         names = self.columns or sorted(
-            (key for key in values if key != "epoch" and shown_by_default(key)), key=lambda key: key in self._validation_names
+            (key for key in values if key != "epoch" and shown_by_default(key) and f"{key}_epoch" not in values),
+            key=lambda key: key in self._validation_names,
         )
         return [(name, max(len(name), 10)) for name in names]
 

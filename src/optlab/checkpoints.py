@@ -16,13 +16,14 @@ import importlib
 import pickle
 import re
 import typing
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import omegaconf
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from optlab.errors import ConfigError
@@ -36,10 +37,18 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
+
+def hydra_partial_class() -> type:
+    """The class of what ``_partial_: true`` gives: ``functools.partial``, or Hydra 1.3.8's subclass of it
+    that checks its target when called. Asked of Hydra rather than named (it lives in a private module)."""
+    return type(instantiate({"_target_": "collections.OrderedDict", "_partial_": True}))
+
+
 # What a module's hyper-parameters may hold in a checkpoint besides tensors and plain data:
-# factories (functools.partial) and omegaconf's containers, which Hydra passes to modules.
-SAFE_GLOBALS = (functools.partial, ListConfig, DictConfig, omegaconf.base.ContainerMetadata, omegaconf.base.Metadata,
-                omegaconf.nodes.AnyNode, typing.Any, collections.defaultdict, list, dict, int, float, str, bool, tuple)
+# factories (partials) and omegaconf's containers, which Hydra passes to modules.
+SAFE_GLOBALS = (functools.partial, hydra_partial_class(), ListConfig, DictConfig, omegaconf.base.ContainerMetadata,
+                omegaconf.base.Metadata, omegaconf.nodes.AnyNode, typing.Any, collections.defaultdict,
+                list, dict, int, float, str, bool, tuple)
 TRUST_KEY = "trust_checkpoint"
 
 
@@ -74,11 +83,13 @@ def trusted_globals(allowed: Collection[Any]) -> Iterator[None]:
         yield
 
 
-def load_checkpoint(path: Any, allowed: Collection[Any] = (), trusted: bool = False) -> dict[str, Any]:
+def load_checkpoint(path: Any, allowed: Callable[[], Collection[Any]] = tuple, trusted: bool = False) -> dict[str, Any]:
     """The checkpoint's contents, or a ConfigError saying what the file is instead.
 
-    ``allowed``: the classes the run's config names (``configured_classes``), which its
-    hyper-parameters may hold as factories. ``trusted``: load anything (``trust_checkpoint=true``).
+    ``allowed``: the classes the run's config names (e.g. ``lambda: configured_classes(cfg)``),
+    which its hyper-parameters may hold as factories; asked for only when the checkpoint holds
+    such objects, since naming them imports the config's modules. ``trusted``: load anything
+    (``trust_checkpoint=true``).
     """
     file = Path(str(path))
     if not file.is_file():
@@ -88,8 +99,12 @@ def load_checkpoint(path: Any, allowed: Collection[Any] = (), trusted: bool = Fa
     if not start.startswith((ZIP_START, PICKLE_START)):
         raise ConfigError("ckpt_path", path, f"not a torch checkpoint (neither a zip archive nor a pickle), {EXAMPLE}")
     try:
-        with trusted_globals(allowed):
-            checkpoint = torch.load(str(file), map_location="cpu", weights_only=not trusted)
+        try:
+            checkpoint = _load(file, (), trusted)
+        except pickle.UnpicklingError as error:
+            if "Unsupported global" not in str(error):
+                raise
+            checkpoint = _load(file, allowed(), trusted)
     except pickle.UnpicklingError as error:
         if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(error)):
             raise ConfigError(
@@ -103,6 +118,11 @@ def load_checkpoint(path: Any, allowed: Collection[Any] = (), trusted: bool = Fa
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError("ckpt_path", path, f"a torch file, but not a Lightning checkpoint ({EXAMPLE})")
     return checkpoint
+
+
+def _load(file: Path, allowed: Collection[Any], trusted: bool) -> Any:
+    with trusted_globals(allowed):
+        return torch.load(str(file), map_location="cpu", weights_only=not trusted)
 
 
 # torch.compile wraps a module as ``_orig_mod``: a compiled network's weights are saved as
@@ -189,8 +209,6 @@ def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer_config
     saved = checkpoint.get("optimizer_states") or []
     if not saved:
         return
-    from hydra.utils import instantiate
-
     optimizer = instantiate(optimizer_config)([torch.nn.Parameter(torch.zeros(1))])
     configured = f"optimizer={choice} ({optimizer_config._target_})" if choice else str(optimizer_config._target_)
     settings = set(saved[0]["param_groups"][0]) - {"params"}

@@ -57,7 +57,7 @@ def test_counterpart(metric: str, tested: Mapping[str, float]) -> str | None:
 
 def load_weights(cfg: DictConfig, run: DictConfig, model: L.LightningModule) -> None:
     """The checkpoint's weights into ``model``, under its own names (a compiled network saves them as ``_orig_mod``)."""
-    checkpoint = load_checkpoint(cfg.ckpt_path, configured_classes(run), trusted=cfg.get("trust_checkpoint", False))
+    checkpoint = load_checkpoint(cfg.ckpt_path, lambda: configured_classes(run), trusted=cfg.get("trust_checkpoint", False))
     check_state_fits(checkpoint, cfg.ckpt_path, model, run)
     model.on_load_checkpoint(checkpoint)  # as Lightning's own restore does, before the weights
     model.load_state_dict(state_dict_for(model, checkpoint["state_dict"]))

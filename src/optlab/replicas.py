@@ -109,8 +109,8 @@ def check_replicable(replicas: int, model_class: type, factories: Mapping[str, A
         raise UserError(f"replicas={replicas}: {name} has no model_step(batch) to vectorise; replicas need its "
                         "training/validation/test steps to take their loss from self.model_step(batch) (docs/replicas.md)")
     if "optimizer" in ignored:
-        raise UserError(f"replicas={replicas}: the optimizer= group is not used ({ignored['optimizer']}); replicas build "
-                        "the configured optimizer over their stacked weights, so the model must take it from optimizer=")
+        raise UserError(f"replicas={replicas}: {ignored['optimizer']}; replicas build the optimizer from optimizer= over "
+                        "their stacked weights, so the model must take it from there")
     if overridden := [hook for hook in UNFORWARDED_HOOKS if getattr(model_class, hook, None) is not getattr(L.LightningModule, hook)]:
         raise UserError(f"replicas={replicas}: {name} overrides {', '.join(overridden)}, which replicas do not run per "
                         f"replica; they run {', '.join(FORWARDED_HOOKS)} (docs/replicas.md)")

@@ -70,7 +70,7 @@ def refuse_ignored_overrides(built: BuiltModel) -> None:
 
 def check_resume(cfg: DictConfig, path: str, built: BuiltModel) -> None:
     """The checkpoint loads and fits this run's model, and its optimizer and scheduler state fit the configured ones."""
-    checkpoint = load_checkpoint(path, configured_classes(cfg), trusted=cfg.get("trust_checkpoint", False))
+    checkpoint = load_checkpoint(path, lambda: configured_classes(cfg), trusted=cfg.get("trust_checkpoint", False))
     check_state_fits(checkpoint, path, built.model, cfg, hydra_choices())
     if "optimizer" not in built.ignored and cfg.get("optimizer") is not None:
         check_optimizer_fits(checkpoint, path, cfg.optimizer, hydra_choices().get("optimizer"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optlab.cli import in_sweep
 from optlab.arguments import is_number
 from optlab.building import build, check_argument_types, target_class, unknown_argument
+from optlab.checkpoints import configured_classes, load_checkpoint, trained_with
 from optlab.errors import ConfigError, UserError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -139,8 +139,9 @@ def validate_evaluation(cfg: DictConfig) -> None:
     """What eval.py needs before it imports Lightning: a checkpoint file, an accelerator that exists."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError("ckpt_path", None, "required: python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt")
-    if not Path(str(cfg.ckpt_path)).is_file():
-        raise ConfigError("ckpt_path", cfg.ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
+    # The objects the run that wrote it may have saved are those its own config names.
+    load_checkpoint(cfg.ckpt_path, lambda: configured_classes(trained_with(cfg.ckpt_path) or cfg),
+                    trusted=cfg.get("trust_checkpoint", False))
     check_accelerator(cfg.trainer.get("accelerator", "auto"))
 
 
@@ -155,8 +156,8 @@ def validate(cfg: DictConfig) -> None:
     check_trainer(cfg.trainer)
     check_precision(cfg.trainer.get("precision"), cfg.get("optimizer") or {})
     check_clipping(cfg.trainer, cfg.get("optimizer") or {})
-    if cfg.get("ckpt_path") is not None and not Path(str(cfg.ckpt_path)).is_file():
-        raise ConfigError("ckpt_path", cfg.ckpt_path, "expected an existing checkpoint file, e.g. logs/runs/<run>/checkpoints/last.ckpt")
+    if cfg.get("ckpt_path") is not None:  # readable, and holding nothing that is not safe to load
+        load_checkpoint(cfg.ckpt_path, lambda: configured_classes(cfg), trusted=cfg.get("trust_checkpoint", False))
     # Which metrics exist is the model's to say: a name it never logs is refused after the first epoch.
     if not isinstance(cfg.get("optimized_metric"), str) or not cfg.optimized_metric:
         raise ConfigError("optimized_metric", cfg.get("optimized_metric"), "expected the name of a metric the model logs")
