@@ -204,6 +204,11 @@ def check_state_fits(
     raise ConfigError("ckpt_path", path, problem + hint)
 
 
+# What an optimizer's saved param group holds besides its settings: the parameters, and the
+# initial_lr a learning-rate scheduler adds.
+NOT_SETTINGS = {"params", "initial_lr"}
+
+
 def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer_config: DictConfig, choice: str | None) -> None:
     """The saved optimizer state is one the configured optimizer can load: the same settings, hence the same class."""
     saved = checkpoint.get("optimizer_states") or []
@@ -211,8 +216,8 @@ def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer_config
         return
     optimizer = instantiate(optimizer_config)([torch.nn.Parameter(torch.zeros(1))])
     configured = f"optimizer={choice} ({optimizer_config._target_})" if choice else str(optimizer_config._target_)
-    settings = set(saved[0]["param_groups"][0]) - {"params"}
-    expected = set(optimizer.param_groups[0]) - {"params"}
+    settings = set(saved[0]["param_groups"][0]) - NOT_SETTINGS
+    expected = set(optimizer.param_groups[0]) - NOT_SETTINGS
     if settings != expected:
         trained = _choice(trained_with(path), "optimizer") or f"an optimizer with settings {', '.join(sorted(settings))}"
         raise ConfigError(

@@ -62,10 +62,10 @@ ELEMENTWISE_OPTIMIZERS = ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ASG
 
 
 # The model's hooks each replica runs on its own instance; any other hook it overrides is refused.
-FORWARDED_HOOKS = ("setup", "on_fit_start", "on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start",
+FORWARDED_HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start",
                    "on_validation_epoch_end", "on_test_epoch_start", "on_test_epoch_end",
                    "training_step", "validation_step", "test_step")
-UNFORWARDED_HOOKS = ("on_train_start", "on_train_end", "on_validation_start", "on_validation_end", "on_test_start",
+UNFORWARDED_HOOKS = ("on_train_end", "on_validation_start", "on_validation_end", "on_test_start",
                      "on_test_end", "on_fit_end", "teardown", "on_train_batch_start", "on_train_batch_end",
                      "on_validation_batch_start", "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end",
                      "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad",
@@ -335,6 +335,9 @@ class Replicas(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._each("on_fit_start")
+
+    def on_train_start(self) -> None:
+        self._each("on_train_start")
 
     def on_train_epoch_start(self) -> None:
         self._epoch_means.pop(self._stage(), None)

@@ -1,0 +1,333 @@
+"""Modules as users write them: four experiments in a package of the user's own, through the template's paths.
+
+``tests/user_styles/`` holds lightning-hydra-template's MNIST module and data module (on
+scikit-learn's digits), a module from Lightning's docs (unprefixed names, its own optimizer),
+a regression with MSE, BatchNorm and Dropout, and a module with manual optimization. None of
+them imports ``optlab``; their configs join Hydra's search path as a user's would. The quick
+suite runs one path per style and every failure mode; the slow one runs each style through
+every path (run, sweep, parallel launcher, eval, resume, CSV, replicas).
+"""
+
+from __future__ import annotations
+
+import csv
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONFIG_DIR, ROOT, job_dirs, run_train
+from hydra import compose, initialize_config_dir
+
+from optlab.cli import execute
+from optlab.errors import ConfigError, UserError
+from optlab.results import read_history, read_result
+from optlab.validation import validate, validate_evaluation
+
+STYLES = ROOT / "tests" / "user_styles"
+SEARCHPATH = f"hydra.searchpath=[file://{STYLES / 'configs'}]"
+QUICK = ["trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0"]
+ENV = {"PYTHONPATH": str(STYLES)}  # the user's package is importable, as one beside train.py is
+
+
+def user_command(args: list[str], cwd: Path, script: str = "train.py"):  # noqa: ANN201
+    """``python train.py [-m] <the user's configs on the search path> ARGS``."""
+    flags = [arg for arg in args if arg == "-m"]
+    overrides = [arg for arg in args if arg != "-m"]
+    return run_train([*flags, SEARCHPATH, *overrides] if script == "train.py" else overrides, cwd=cwd, env=ENV, script=script)
+
+
+def last_line(result) -> str:  # noqa: ANN001
+    return (result.stdout + result.stderr).strip().splitlines()[-1]
+
+
+def compose_user(output_dir: Path, overrides: list[str], config: str = "train"):  # noqa: ANN201
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        quiet = ["callbacks.progress_bar=null"] if config == "train" else []
+        return compose(config, overrides=[SEARCHPATH, f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}",
+                                          *quiet, *overrides])
+
+
+@pytest.fixture
+def user_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(STYLES))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
+    with (sweep_dir / "summary.csv").open() as stream:
+        return list(csv.DictReader(stream))
+
+
+# --- lightning-hydra-template's module and data module --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lht_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``-m optimizer=adam,sgd scheduler=cosine logger=csv hydra/launcher=parallel`` with the template's defaults."""
+    work = tmp_path_factory.mktemp("lht")
+    result = user_command(["-m", "data=lht_digits", "model=lht_digits", "optimizer=adam,sgd", "scheduler=cosine", "logger=csv",
+                           "hydra/launcher=parallel", *QUICK, "hydra.sweep.dir=sweep"], cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work
+
+
+@pytest.mark.xdist_group("lht")
+def test_lht_module_sweeps_the_optimizer_it_takes_with_its_scheduler_dict(lht_sweep: Path) -> None:
+    jobs = job_dirs(lht_sweep / "sweep")
+    assert [job.name.split("+optimizer-")[1].split("+")[0] for job in jobs] == ["adam", "sgd"]
+    for job, optimizer in zip(jobs, (torch.optim.Adam, torch.optim.SGD), strict=True):
+        # This test trusts the file it made: the module's hyper-parameters hold the factories it was given.
+        checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+        assert checkpoint["hyper_parameters"]["optimizer"].func is optimizer  # each job really used its optimizer
+        assert checkpoint["hyper_parameters"]["scheduler"].func is torch.optim.lr_scheduler.CosineAnnealingLR
+        saved_state = checkpoint["optimizer_states"][0]["param_groups"][0]
+        assert ("betas" in saved_state) == (optimizer is torch.optim.Adam) and ("nesterov" in saved_state) == (optimizer is torch.optim.SGD)
+        # The module's scheduler dict ({"interval": "epoch", "monitor": "val/loss"}): stepped once an epoch.
+        assert checkpoint["lr_schedulers"][0]["last_epoch"] == 2 and checkpoint["lr_schedulers"][0]["T_max"] == 2
+        with (job / "csv" / "metrics.csv").open() as stream:
+            assert {"val/loss", "val/acc", "train/loss", "test/acc"} <= set(next(csv.reader(stream)))
+        header = (job / "train.log").read_text()
+        assert f"optimizer  {optimizer.__name__.lower()}: torch.optim.{optimizer.__name__}(" in header
+    rows = summary_rows(lht_sweep / "sweep")
+    assert [row["status"] for row in rows] == ["ok", "ok"] and [row["epochs"] for row in rows] == ["2", "2"]
+    assert rows[0]["val/loss"] != rows[1]["val/loss"]
+
+
+@pytest.mark.xdist_group("lht")
+def test_lht_checkpoint_evaluates_from_its_own_config_and_resumes(lht_sweep: Path) -> None:
+    job = job_dirs(lht_sweep / "sweep")[1]
+    checkpoint = job / "checkpoints" / "last.ckpt"
+    # No data= or model=: eval.py builds the model from the run's saved config, net node included.
+    evaluated = user_command([f"ckpt_path={checkpoint}", "hydra.run.dir=eval"], cwd=lht_sweep, script="eval.py")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    trained, scored = read_result(job), read_result(lht_sweep / "eval")
+    assert trained is not None and scored is not None and scored.objective == "test/loss"
+    for name in ("test/loss", "test/acc"):
+        assert scored.metrics[name] == pytest.approx(trained.metrics[name], rel=1e-6)
+    resumed = user_command(["data=lht_digits", "model=lht_digits", "optimizer=sgd", "scheduler=cosine", "trainer.max_epochs=3",
+                            "callbacks.progress_bar.refresh_rate=0", f"ckpt_path={checkpoint}", "hydra.run.dir=resumed"],
+                           cwd=lht_sweep)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {record["epoch"] for record in read_history(lht_sweep / "resumed").stage_records("train")} == {2}
+
+
+@pytest.mark.xdist_group("lht")
+def test_compiled_weights_evaluate_under_the_modules_own_names(lht_sweep: Path, user_package: None, tmp_path: Path) -> None:
+    """torch.compile saves the net's weights as ``net._orig_mod.*``; an uncompiled model (eval) still loads them."""
+    job = job_dirs(lht_sweep / "sweep")[0]
+    checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint["state_dict"] = {name.replace("net.", "net._orig_mod.", 1): value for name, value in checkpoint["state_dict"].items()}
+    compiled = tmp_path / "compiled.ckpt"
+    torch.save(checkpoint, compiled)
+    cfg = compose_user(tmp_path / "eval", [f"ckpt_path={compiled}", "data=lht_digits", "model=lht_digits", "scheduler=cosine"],
+                       config="eval")
+    scored = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    trained = read_result(job)
+    assert trained is not None and scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
+
+
+def test_a_sweep_over_an_optimizer_nested_in_the_model_config_is_refused_before_any_job(tmp_path: Path) -> None:
+    result = user_command(["-m", "data=lht_digits", "model=lht_digits_nested", "optimizer=adam,sgd", "hydra.sweep.dir=sweep"],
+                          cwd=tmp_path)
+    assert result.returncode == 1
+    assert last_line(result).endswith("optimizer=adam,sgd sweeps optimizer=, which the model never receives: the model config "
+                                      "sets its own (model.optimizer); every job would train the same model. Sweep the "
+                                      "model's own settings instead (model.<key>=...)")
+    assert "Traceback" not in result.stderr and not (tmp_path / "sweep").exists()
+
+
+# --- Lightning's docs: unprefixed names, its own optimizer -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def docs_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("docs")
+
+
+@pytest.mark.xdist_group("docs")
+def test_docs_module_first_command_names_the_one_key_to_set(docs_work: Path) -> None:
+    result = user_command(["data=docs_digits", "model=docs_digits", *QUICK, "hydra.run.dir=first"], cwd=docs_work)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert last_line(result) == ("optimized_metric='val/loss' is not valid: this run has not logged it by the end of epoch 1, "
+                                 "when ModelCheckpoint looks for it; it logged: train_loss, val_acc, val_loss; "
+                                 "set optimized_metric to one of those")
+
+
+@pytest.mark.xdist_group("docs")
+def test_docs_module_sweep_ranks_plots_and_evaluates_its_own_names(docs_work: Path) -> None:
+    result = user_command(["-m", "data=docs_digits", "model=docs_digits", "optimized_metric=val_loss", "model.lr=0.001,0.01",
+                           *QUICK, "hydra.sweep.dir=sweep"], cwd=docs_work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = docs_work / "sweep"
+    rows = summary_rows(sweep)
+    assert [row["status"] for row in rows] == ["ok", "ok"] and [row["epochs"] for row in rows] == ["2", "2"]
+    assert list(rows[0])[3:9] == ["val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "best val_loss"]
+    assert png_size(sweep / "comparison.png") == (1800, 480)  # val_loss, val_acc, train_loss: a panel each
+    for job in job_dirs(sweep):
+        history = read_history(job)
+        best = torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)
+        assert best["epoch"] == min(range(2), key=lambda epoch: history.values("val_loss")[epoch])  # monitored: val_loss
+        assert len(history.values("val_loss")) == 2  # no extra validation after fitting
+    evaluated = user_command([f"ckpt_path={job_dirs(sweep)[0]}/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=docs_work,
+                             script="eval.py")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    scored, trained = read_result(docs_work / "eval"), read_result(job_dirs(sweep)[0])
+    assert scored is not None and trained is not None and scored.objective == "test_loss"
+    assert scored.metrics["test_loss"] == pytest.approx(trained.metrics["test_loss"], rel=1e-6)
+
+
+@pytest.mark.xdist_group("docs")
+def test_an_optimizer_the_docs_module_never_receives_is_refused(docs_work: Path) -> None:
+    swept = user_command(["-m", "data=docs_digits", "model=docs_digits", "optimizer=adam,sgd", "hydra.sweep.dir=refused"],
+                         cwd=docs_work)
+    assert swept.returncode == 1 and not (docs_work / "refused").exists()
+    assert "optimizer=adam,sgd sweeps optimizer=, which the model never receives: LitClassifier takes no optimizer argument" \
+        in last_line(swept)
+    single = user_command(["data=docs_digits", "model=docs_digits", "optimizer=sgd", "hydra.run.dir=single"], cwd=docs_work)
+    assert single.returncode == 1 and "Traceback" not in single.stderr
+    assert last_line(single).startswith("optimizer='sgd' is not valid: the model never receives optimizer=: LitClassifier "
+                                        "takes no optimizer argument")
+    assert not (docs_work / "single" / "checkpoints").exists()
+
+
+def test_training_without_validation_works_and_a_validation_metric_is_one_line(tmp_path: Path, user_package: None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        execute("optlab.train:train", compose_user(tmp_path / "default", ["data=docs_digits_train_only", "model=docs_digits",
+                                                                           "trainer.max_epochs=1"]), checks=validate)
+    assert str(caught.value).startswith("optimized_metric='val/loss' is not valid: this run has not logged it; it logged: "
+                                        "test_acc, test_loss, train_loss (DigitsTrainOnly has no val_dataloader")
+    result = execute("optlab.train:train", compose_user(tmp_path / "train", ["data=docs_digits_train_only", "model=docs_digits",
+                                                                              "optimized_metric=train_loss", "trainer.max_epochs=1"]),
+                     checks=validate)
+    assert result.status == "ok" and result.metrics["test_acc"] > 0.3
+    assert not read_history(tmp_path / "train").stage_records("validate")
+
+
+# --- a regression with BatchNorm and Dropout; manual optimization ------------------------------
+
+
+def test_regression_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:
+    trained = execute("optlab.train:train", compose_user(tmp_path / "run", ["data=diabetes", "model=regression", "trainer.max_epochs=2"]),
+                      checks=validate)
+    assert trained.status == "ok" and "test/mae" in trained.metrics and not any("acc" in name for name in trained.metrics)
+    history = read_history(tmp_path / "run")
+    assert history.tags_of("validate") == ["val/loss", "val/mae"] and history.tags_of("test") == ["test/loss", "test/mae"]
+    cfg = compose_user(tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=diabetes",
+                                           "model=regression"], config="eval")
+    scored = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    assert scored.objective == "test/loss" and scored.metrics["test/loss"] == pytest.approx(trained.metrics["test/loss"], rel=1e-6)
+    with pytest.raises(UserError, match=r"^replicas=3: Regressor has buffers \(net.1.running_mean, "):
+        execute("optlab.train:train", compose_user(tmp_path / "replicas", ["data=diabetes", "model=regression", "replicas=3"]),
+                checks=validate)
+
+
+def test_manual_optimization_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:
+    trained = execute("optlab.train:train", compose_user(tmp_path / "run", ["data=manual_digits", "model=manual", "trainer.max_epochs=2"]),
+                      checks=validate)
+    assert trained.status == "ok" and trained.epochs == 2
+    cfg = compose_user(tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=manual_digits",
+                                           "model=manual"], config="eval")
+    scored = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    assert scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
+    with pytest.raises(UserError, match=r"^replicas=3: ManualClassifier has no model_step\(batch\) to vectorise"):
+        execute("optlab.train:train", compose_user(tmp_path / "replicas", ["data=manual_digits", "model=manual", "replicas=3"]),
+                checks=validate)
+
+
+# --- mistakes, each one line ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model=docs_digits", "data=docs_digits", "model._target_=docs_style.digits.LitClasifier"],
+         "model._target_='docs_style.digits.LitClasifier' is not valid: docs_style.digits has no LitClasifier "
+         "(did you mean docs_style.digits.LitClassifier?)"),
+        (["model=lht_digits", "data=lht_digits", "model.net._target_=lht_style.components.dense_net.DenseNet"],
+         "model.net._target_='lht_style.components.dense_net.DenseNet' is not valid: lht_style.components.dense_net has no DenseNet"),
+        (["model=docs_digits", "data=docs_digits", "model._target_=docs_styles.digits.LitClassifier"],
+         "model._target_='docs_styles.digits.LitClassifier' is not valid: No module named 'docs_styles'"),
+        (["model=lht_digits", "data=lht_digits", "optimizer=sgd", "+optimizer.nesterov=maybe"],
+         "optimizer.nesterov='maybe' is not valid: SGD expects true or false"),
+    ],
+    ids=["misspelt-class", "misspelt-nested-class", "missing-package", "optimizer-flag-of-the-wrong-type"],
+)
+def test_mistakes_name_what_is_missing_in_one_line(tmp_path: Path, user_package: None, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        execute("optlab.train:train", compose_user(tmp_path, overrides), checks=validate)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+# --- the full matrix: every style through every path (slow) -----------------------------------
+
+STYLE_CONFIGS = {
+    "lht": ["data=lht_digits", "model=lht_digits"],
+    "docs": ["data=docs_digits", "model=docs_digits", "optimized_metric=val_loss"],
+    "regression": ["data=diabetes", "model=regression"],
+    "manual": ["data=manual_digits", "model=manual"],
+}
+REPLICAS_REFUSAL = {  # lightning-hydra-template's module trains with replicas; the others are refused in one line
+    "docs": "replicas=3: LitClassifier has no model_step(batch)",
+    "regression": "replicas=3: Regressor has buffers",
+    "manual": "replicas=3: ManualClassifier has no model_step(batch)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", list(STYLE_CONFIGS))
+def test_every_style_through_every_path(style: str, tmp_path: Path) -> None:
+    config = STYLE_CONFIGS[style]
+    sweep_key = "model.lr=0.001,0.01" if style == "docs" else "optimizer=adam,sgd"
+    for launcher in ("basic", "parallel"):
+        result = user_command(["-m", *config, sweep_key, f"hydra/launcher={launcher}", "logger=csv", *QUICK,
+                               f"hydra.sweep.dir={launcher}"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = summary_rows(tmp_path / launcher)
+        assert [row["status"] for row in rows] == ["ok", "ok"] and all(row["epochs"] == "2" for row in rows)
+        assert all((job / "csv" / "metrics.csv").is_file() for job in job_dirs(tmp_path / launcher))
+    basic, parallel = summary_rows(tmp_path / "basic"), summary_rows(tmp_path / "parallel")
+    metric = "val_loss" if style == "docs" else "val/loss"
+    assert [row[metric] for row in basic] == [row[metric] for row in parallel]  # the same numbers on either launcher
+    job = job_dirs(tmp_path / "basic")[0]
+    evaluated = user_command([f"ckpt_path={job}/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=tmp_path, script="eval.py")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    scored, trained = read_result(tmp_path / "eval"), read_result(job)
+    assert scored is not None and trained is not None and scored.objective is not None
+    assert scored.metrics[scored.objective] == pytest.approx(trained.metrics[scored.objective], rel=1e-6)
+    resume_args = [*config, "trainer.max_epochs=3", "callbacks.progress_bar.refresh_rate=0", f"ckpt_path={job}/checkpoints/last.ckpt",
+                   "hydra.run.dir=resumed"] + (["optimizer=adam"] if style != "docs" else ["model.lr=0.001"])
+    resumed = user_command(resume_args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {record["epoch"] for record in read_history(tmp_path / "resumed").stage_records("train")} == {2}
+    replicas = user_command([*config, "replicas=3", *QUICK, "hydra.run.dir=replicas"], cwd=tmp_path)
+    if style not in REPLICAS_REFUSAL:
+        assert replicas.returncode == 0, replicas.stderr[-3000:]
+        each = [read_result(tmp_path / "replicas" / f"replica_{k:02d}") for k in range(3)]
+        assert all(result is not None and result.status == "ok" for result in each)
+        return
+    assert replicas.returncode == 1 and "Traceback" not in replicas.stderr
+    assert last_line(replicas).startswith(REPLICAS_REFUSAL[style])
+
+
+@pytest.mark.slow
+def test_lht_compile_true_trains_evaluates_and_resumes(tmp_path: Path) -> None:
+    """``compile: true`` compiles the net in ``setup``: its checkpoint holds ``_orig_mod`` names, and both paths load it."""
+    args = ["data=lht_digits", "model=lht_digits", "model.compile=true", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
+    trained = user_command([*args, "hydra.run.dir=run"], cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert any("_orig_mod." in name for name in state)
+    evaluated = user_command([f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=tmp_path, script="eval.py")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    scored, run = read_result(tmp_path / "eval"), read_result(tmp_path / "run")
+    assert scored is not None and run is not None
+    assert scored.metrics["test/acc"] == pytest.approx(run.metrics["test/acc"], rel=1e-5)
+    resumed = user_command([*args, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt",
+                            "hydra.run.dir=resumed"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
