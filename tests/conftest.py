@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,21 +60,58 @@ def train_here(cfg: DictConfig) -> RunResult:
     return execute("optlab.train:train", cfg, checks=validate)
 
 
+class ScriptRunner:
+    """``python <script> ARGS`` through ``script_server.py``: each run a real process, forked after the imports."""
+
+    def __init__(self) -> None:
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._server is None or self._server.poll() is not None:
+            self._server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "script_server.py")],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        return self._server
+
+    def _reply(self, server: subprocess.Popen[bytes], deadline: float) -> dict[str, int]:
+        assert server.stdout is not None
+        if not select.select([server.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise TimeoutError
+        line = server.stdout.readline()
+        if not line:
+            raise RuntimeError("the script server ended")
+        return json.loads(line)
+
+    def run(self, script: Path, args: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+        server = self._started()
+        assert server.stdin is not None
+        with tempfile.TemporaryDirectory() as streams:
+            out, err = Path(streams) / "stdout", Path(streams) / "stderr"
+            request = {"script": str(script), "args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+            server.stdin.write((json.dumps(request) + "\n").encode())
+            server.stdin.flush()
+            deadline = time.monotonic() + timeout
+            pid = self._reply(server, deadline)["pid"]
+            try:
+                code = self._reply(server, deadline)["returncode"]
+            except TimeoutError:
+                os.killpg(pid, signal.SIGKILL)
+                self._reply(server, time.monotonic() + 30)
+                raise subprocess.TimeoutExpired([script, *args], timeout, out.read_text(), err.read_text()) from None
+            return subprocess.CompletedProcess([sys.executable, str(script), *args], code, out.read_text(), err.read_text())
+
+
+_RUNNER = ScriptRunner()
+
+
 def run_train(
-    args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None, script: str = "train.py"
+    args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None, script: str | Path = "train.py"
 ) -> subprocess.CompletedProcess[str]:
-    """``python train.py ARGS`` (or another entry script) in ``cwd``, as a user would run it."""
+    """``python train.py ARGS`` (or another entry script) in ``cwd``, as a user would run it: a real process of its own,
+    forked from one that has already imported what train.py imports (``script_server.py``)."""
     base = {**os.environ, "PYTHONWARNINGS": "ignore"}
     base.pop("HYDRA_FULL_ERROR", None)  # users see Hydra's short errors, so do the tests
-    env = {**base, **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    base.pop("PYTEST_CURRENT_TEST", None)
+    return _RUNNER.run(ROOT / script, args, cwd, {**base, **(env or {})}, timeout)  # an absolute script stays as it is
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

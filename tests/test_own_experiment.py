@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, hparams_session, job_dirs, read_scalars
+from conftest import ROOT, hparams_session, job_dirs, read_scalars, run_train
 from hydra import compose, initialize_config_dir
 
 from optlab.cli import execute
@@ -45,9 +45,10 @@ def code_blocks(section: str) -> list[tuple[str, str]]:
             re.findall(r"^( *)```(\w+)\n(.*?)^\1```", section, flags=re.MULTILINE | re.DOTALL)]
 
 
-def run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    return result
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python <script> ARGS`` in the user's copy: its own train.py or eval.py, run as a process of its own."""
+    assert command[0] == sys.executable
+    return run_train(command[2:], cwd=cwd, script=cwd / command[1])
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ from optlab.results import RECORD_KEYS, shown_by_default
 # table say the same, or they are advertisements. MLflow's (and its database migrations')
 # INFO lines are bookkeeping of the same kind.
 _QUIET_LOGGERS = ("lightning", "pytorch_lightning", "mlflow", "alembic")
+# Lightning's packages that add a console handler of their own when imported before logging is configured.
+_LIGHTNING_PACKAGES = ("lightning.pytorch", "lightning.fabric")
 # Warnings that report normal operation: a first MLflow run creates its experiment.
 _NOT_WARNINGS = ("Experiment with name",)
 
@@ -63,8 +65,10 @@ def quiet_lightning() -> None:
     Lightning's top-level package adds a console handler to the ``lightning`` logger and still
     lets its records reach the root logger, where Hydra prints them a second time.
     """
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).handlers.clear()
+    for name in (*_QUIET_LOGGERS, *_LIGHTNING_PACKAGES):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True  # imported before logging was configured, Lightning turns propagation off
     # MLflow, once imported, would print through a handler of its own; its records go through Hydra's.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     logging.captureWarnings(True)  # warnings reach the console filter and train.log
