@@ -3,15 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
-from optlab.cli import run_task
-from optlab.validation import validate
+from optlab.config_checks import check_config
+from optlab.runner import run_task
+from optlab.train import train
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float:
-    # The training code (and Lightning) is imported only after the config checks pass, and
-    # never by a sweep's launcher process, which only starts jobs.
-    return run_task("optlab.train:train", cfg, checks=validate)
+    return run_task(train, cfg, checks=check_config)
 
 
 if __name__ == "__main__":

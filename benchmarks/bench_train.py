@@ -8,7 +8,7 @@
    Epoch times are read from the run's own event files (the wall time of each epoch's
    ``train/loss_epoch`` point), so no timing callback adds to what is measured.
 2. Ablation: the same run with one speed measure taken away at a time (each measure of
-   ``optlab.speed``, the fused optimizer, the in-memory batches, the progress bar's refresh
+   ``optlab.profiler``, the fused optimizer, the in-memory batches, the progress bar's refresh
    rate), interleaved with the default run; each measure's saving is the median of the
    paired differences.
    The layout of the replicas' stacked matrices is measured on their vectorised step alone.
@@ -122,8 +122,8 @@ REPLICA_COUNTS = (1, 4, 10, 32)
 
 def replica_step_seconds(transposed: bool, replicas: int = 10, steps: int = 200) -> float:
     """Median seconds of one vectorised training step (model_step, backward, fused Adam) over ``replicas`` notebook models."""
-    from optlab.model import BinaryClassifier
-    from optlab.replicas import Replicas
+    from experiment.model import BinaryClassifier
+    from optlab.replicas.module import Replicas
 
     models = []
     for k in range(replicas):
@@ -146,7 +146,7 @@ def replica_step_seconds(transposed: bool, replicas: int = 10, steps: int = 200)
 # Each speed measure the template keeps, and the overrides that take it away.
 ABLATION = {
     "fused Adam (optimizer.fused)": ["optimizer.fused=false"],
-    "no-op profiler (optlab.speed.NoProfiler)": ["trainer.profiler=null"],
+    "no-op profiler (optlab.profiler.NoProfiler)": ["trainer.profiler=null"],
     "in-memory batches (TensorBatches, not a DataLoader)": ["data._target_=probes.DataLoaderBlobs"],
     "progress bar redrawn every 25 batches, not every batch": ["callbacks.progress_bar.refresh_rate=1"],
 }
@@ -253,7 +253,7 @@ def main() -> None:
         for _ in range(args.ablation_reps):
             with_it, without = replica_step_seconds(transposed=True), replica_step_seconds(transposed=False)
             layout.append((without - with_it) / without)
-        ablation_rows.append(("replicas=10: matrices stored [K, in, out] (optlab.speed.stored_layout), per vectorised step",
+        ablation_rows.append(("replicas=10: matrices stored [K, in, out] (optlab.replicas.layout), per vectorised step",
                               f"{100 * statistics.median(layout):+.1f}%", f"{100 * min(layout):+.1f}% .. {100 * max(layout):+.1f}%"))
 
     if "replicas" not in args.skip:

@@ -19,9 +19,10 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from optlab.cli import execute
+from optlab.runner import execute
+from optlab.train import train
 from optlab.results import RunResult
-from optlab.validation import validate
+from optlab.config_checks import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
@@ -57,7 +58,7 @@ def compose_config(output_dir: Path, overrides: Sequence[str] = ()) -> DictConfi
 
 def train_here(cfg: DictConfig) -> RunResult:
     """What ``train.py`` does, in this process: check the config, train, record ``result.json``; errors are raised."""
-    return execute("optlab.train:train", cfg, checks=validate)
+    return execute(train, cfg, checks=check_config)
 
 
 class ScriptRunner:

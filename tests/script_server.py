@@ -21,7 +21,7 @@ import signal
 import sys
 import warnings
 
-PRELOAD = ("optlab.train", "optlab.evaluate", "optlab.report", "optlab.plot", "lightning.pytorch.loggers",
+PRELOAD = ("optlab.train", "optlab.evaluate", "optlab.report.tables", "optlab.report.plot", "lightning.pytorch.loggers",
            "hydra_plugins.optlab_launcher.parallel_launcher", "torchmetrics", "sklearn.datasets", "sklearn.model_selection")
 
 

@@ -7,8 +7,8 @@ from conftest import compose_config
 from hydra.utils import instantiate
 from notebook_reference import notebook_data
 
-from optlab.batches import TensorBatches
-from optlab.data import BlobDataModule
+from experiment.data.batches import TensorBatches
+from experiment.data.blobs import BlobDataModule
 
 
 def test_splits_are_the_notebooks_rows() -> None:

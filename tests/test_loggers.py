@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import compose_config, hparams_session, read_scalars, train_here
 
-from optlab.console import look_commands
+from optlab.summaries import look_commands
 from optlab.results import read_result
 
 SMALL = ["data.n_samples=400", "trainer.max_epochs=3", "trainer.log_every_n_steps=5"]
@@ -138,7 +138,7 @@ def wandb_run(run_dir: Path) -> dict[str, Any]:
 def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """wandb as on a machine never logged in: offline, no network, nothing written outside ``tmp_path``."""
     pytest.importorskip("wandb", reason="the wandb extra is not installed (pip install -e '.[wandb]')")
-    from optlab.loggers import WandbLogger
+    from optlab.wandb_logger import WandbLogger
 
     for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME"):
         monkeypatch.delenv(name, raising=False)
@@ -156,7 +156,7 @@ def test_wandb_offline_run_has_every_tensorboard_point_and_the_params_alone_and_
 ) -> None:
     import wandb
 
-    from optlab.loggers import WandbLogger
+    from optlab.wandb_logger import WandbLogger
 
     overrides = ["data.n_samples=400", "trainer.max_epochs=2", "trainer.log_every_n_steps=5", "optimizer=sgd"]
     both = compose_config(tmp_path / "both", [*overrides, "logger=[tensorboard,wandb]"])

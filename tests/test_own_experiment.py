@@ -21,10 +21,12 @@ import torch
 from conftest import ROOT, hparams_session, job_dirs, read_scalars, run_train
 from hydra import compose, initialize_config_dir
 
-from optlab.cli import execute
+from optlab.runner import execute
+from optlab.train import train
 from optlab.errors import ConfigError, UserError
-from optlab.results import read_history, read_result
-from optlab.validation import validate
+from optlab.history import read_history
+from optlab.results import read_result
+from optlab.config_checks import check_config
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("own_experiment")
@@ -173,7 +175,7 @@ def test_what_does_not_fit_is_one_line(user_checkout: tuple[Path, list[list[str]
     monkeypatch.syspath_prepend(str(work))  # as train.py's own directory is on the path
     cfg = compose_in(work, tmp_path, [item.format(run=run_dir) for item in overrides])
     with pytest.raises(ConfigError) as caught:
-        execute("optlab.train:train", cfg, checks=validate)
+        execute(train, cfg, checks=check_config)
     assert str(caught.value).startswith(message.format(run=run_dir)) and "\n" not in str(caught.value)
     assert not (tmp_path / "checkpoints").exists()  # refused before training
 
@@ -200,7 +202,7 @@ def test_a_module_without_what_lightning_needs_is_one_line(user_checkout: tuple[
     cfg = compose_in(work, tmp_path, ["data=mydigits", "model=mydigits", "model._target_=myproject.unfinished.Unfinished",
                                       "~model.hidden_sizes"])
     with pytest.raises(UserError) as caught:
-        execute("optlab.train:train", cfg, checks=validate)
+        execute(train, cfg, checks=check_config)
     assert str(caught.value).startswith("model (Unfinished): No `configure_optimizers()` method defined.")
     assert "\n" not in str(caught.value)
 

@@ -13,9 +13,9 @@ from scipy import stats
 
 from conftest import compose_config, hparams_session, read_scalars, run_train, train_here
 from optlab.errors import ConfigError, UserError
-from optlab.examples.digits import MulticlassMLP
-from optlab.model import BinaryClassifier
-from optlab.replicas import Replicas
+from experiment.digits import MulticlassMLP
+from experiment.model import BinaryClassifier
+from optlab.replicas.module import Replicas
 
 SMALL = ["data.n_samples=1000", "trainer.max_epochs=2", "trainer.log_every_n_steps=5"]  # 50 steps an epoch
 SEED = 2020
@@ -178,15 +178,16 @@ def test_eval_scores_every_replica_of_a_replicas_checkpoint(runs: dict[str, Path
     from hydra import compose, initialize_config_dir
 
     from conftest import CONFIG_DIR
-    from optlab.cli import execute
-    from optlab.validation import validate_evaluation
+    from optlab.config_checks import check_evaluation_config
+    from optlab.evaluate import evaluate
+    from optlab.runner import execute
 
     checkpoint = runs["replicas"] / "checkpoints" / "last.ckpt"
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         # Run in-process, the training run left no .hydra/ config beside its checkpoint: the settings are passed.
         cfg = compose("eval", overrides=[f"ckpt_path={checkpoint}", f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}",
                                          "data.n_samples=1000", "replicas=3"])
-    result = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    result = execute(evaluate, cfg, checks=check_evaluation_config)
     logged = read_scalars(tmp_path)
     trained = [json.loads((runs["replicas"] / f"replica_{k:02d}" / "result.json").read_text())["metrics"] for k in range(3)]
     for k, metrics in enumerate(trained):  # the weights each replica ended with, scored again

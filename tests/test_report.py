@@ -16,7 +16,7 @@ from scipy import stats
 from conftest import hparams_session, job_dirs, job_overrides, read_scalars, run_train
 from notebook_reference import notebook_losses
 
-from optlab.report import build_report
+from optlab.report.tables import build_report
 from optlab.results import RunResult, write_result
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
@@ -245,6 +245,6 @@ def test_report_command_rebuilds_any_sweep_dir(tmp_path: Path) -> None:
 def test_loss_axis_turns_logarithmic_when_values_span_decades(values: list[float], log_scale: bool) -> None:
     import numpy as np
 
-    from optlab.plot import spans_decades
+    from optlab.report.plot import spans_decades
 
     assert spans_decades(np.array(values)) is log_scale

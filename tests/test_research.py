@@ -14,14 +14,13 @@ from conftest import compose_config, read_scalars, run_train, train_here
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from optlab.data import BreastCancerDataModule, CsvDataModule
+from experiment.data.tabular import BreastCancerDataModule, CsvDataModule
 from omegaconf import OmegaConf
 
 from optlab.arguments import InvalidArgument
 from optlab.errors import ConfigError
 from optlab.results import read_result
 from optlab.building import build
-from optlab.validation import validate
 
 QUICK = ["trainer.max_epochs=1", "data.n_samples=400", "print_config=false", "callbacks.progress_bar=null",
          "+trainer.enable_progress_bar=false"]
@@ -90,7 +89,7 @@ def test_csv_problems_are_named(tmp_path: Path, content: list[list[object]] | No
     assert str(caught.value).startswith(f"{key}=") and fragment in str(caught.value)
     assert isinstance(caught.value, ValueError)  # ...as a plain ValueError, usable without this template
     with pytest.raises(ConfigError, match=f"^data.{key}="):  # built from the config, the key is the config's
-        build(OmegaConf.create({"_target_": "optlab.data.CsvDataModule", "path": str(path), "target": target}), "data")
+        build(OmegaConf.create({"_target_": "experiment.data.tabular.CsvDataModule", "path": str(path), "target": target}), "data")
 
 
 def first_layer(tmp_path: Path, overrides: list[str]) -> torch.nn.Linear:

@@ -1,4 +1,4 @@
-"""The speed measures (optlab.speed) keep Lightning's behaviour."""
+"""The speed measure (optlab.profiler) keep Lightning's behaviour."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 from conftest import compose_config
 from hydra.utils import instantiate
 
-from optlab.speed import NoProfiler
+from optlab.profiler import NoProfiler
 
 
 def test_the_default_trainer_uses_the_no_op_profiler_and_simple_still_profiles(tmp_path: Path) -> None:

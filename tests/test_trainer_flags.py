@@ -15,8 +15,9 @@ from hydra import compose, initialize_config_dir
 from notebook_reference import NeuralNetwork, notebook_data
 
 from optlab.errors import ConfigError
-from optlab.results import read_history, read_result
-from optlab.validation import validate
+from optlab.history import read_history
+from optlab.results import read_result
+from optlab.config_checks import check_config
 
 SMALL = ["data.n_samples=400", "print_config=false"]
 BATCHES = 20
@@ -161,9 +162,9 @@ def test_clipping_a_fused_optimizer_under_mixed_precision_is_refused_before_trai
 def test_precision_aliases_mean_what_lightning_reads() -> None:
     """``16`` is Lightning's 16-mixed (float32 weights): Adam is fine, clipping a fused Adam is not."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        validate(compose("train", ["trainer.precision=16"]))
+        check_config(compose("train", ["trainer.precision=16"]))
         with pytest.raises(ConfigError, match=r"trainer.gradient_clip_val=1.0 is not valid"):
-            validate(compose("train", ["trainer.precision=16", "trainer.gradient_clip_val=1.0"]))
+            check_config(compose("train", ["trainer.precision=16", "trainer.gradient_clip_val=1.0"]))
 
 
 def test_no_logger_still_records_the_run(tmp_path: Path) -> None:

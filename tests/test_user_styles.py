@@ -19,10 +19,13 @@ import torch
 from conftest import CONFIG_DIR, ROOT, job_dirs, run_train
 from hydra import compose, initialize_config_dir
 
-from optlab.cli import execute
+from optlab.evaluate import evaluate
+from optlab.runner import execute
+from optlab.train import train
 from optlab.errors import ConfigError, UserError
-from optlab.results import read_history, read_result
-from optlab.validation import validate, validate_evaluation
+from optlab.history import read_history
+from optlab.results import read_result
+from optlab.config_checks import check_config, check_evaluation_config
 
 STYLES = ROOT / "tests" / "user_styles"
 SEARCHPATH = f"hydra.searchpath=[file://{STYLES / 'configs'}]"
@@ -125,7 +128,7 @@ def test_compiled_weights_evaluate_under_the_modules_own_names(lht_sweep: Path, 
     torch.save(checkpoint, compiled)
     cfg = compose_user(tmp_path / "eval", [f"ckpt_path={compiled}", "data=lht_digits", "model=lht_digits", "scheduler=cosine"],
                        config="eval")
-    scored = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    scored = execute(evaluate, cfg, checks=check_evaluation_config)
     trained = read_result(job)
     assert trained is not None and scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
 
@@ -196,13 +199,13 @@ def test_an_optimizer_the_docs_module_never_receives_is_refused(docs_work: Path)
 
 def test_training_without_validation_works_and_a_validation_metric_is_one_line(tmp_path: Path, user_package: None) -> None:
     with pytest.raises(ConfigError) as caught:
-        execute("optlab.train:train", compose_user(tmp_path / "default", ["data=docs_digits_train_only", "model=docs_digits",
-                                                                           "trainer.max_epochs=1"]), checks=validate)
+        execute(train, compose_user(tmp_path / "default", ["data=docs_digits_train_only", "model=docs_digits",
+                                                                           "trainer.max_epochs=1"]), checks=check_config)
     assert str(caught.value).startswith("optimized_metric='val/loss' is not valid: this run has not logged it; it logged: "
                                         "test_acc, test_loss, train_loss (DigitsTrainOnly has no val_dataloader")
-    result = execute("optlab.train:train", compose_user(tmp_path / "train", ["data=docs_digits_train_only", "model=docs_digits",
+    result = execute(train, compose_user(tmp_path / "train", ["data=docs_digits_train_only", "model=docs_digits",
                                                                               "optimized_metric=train_loss", "trainer.max_epochs=1"]),
-                     checks=validate)
+                     checks=check_config)
     assert result.status == "ok" and result.metrics["test_acc"] > 0.3
     assert not read_history(tmp_path / "train").stage_records("validate")
 
@@ -211,31 +214,31 @@ def test_training_without_validation_works_and_a_validation_metric_is_one_line(t
 
 
 def test_regression_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:
-    trained = execute("optlab.train:train", compose_user(tmp_path / "run", ["data=diabetes", "model=regression", "trainer.max_epochs=2"]),
-                      checks=validate)
+    trained = execute(train, compose_user(tmp_path / "run", ["data=diabetes", "model=regression", "trainer.max_epochs=2"]),
+                      checks=check_config)
     assert trained.status == "ok" and "test/mae" in trained.metrics and not any("acc" in name for name in trained.metrics)
     history = read_history(tmp_path / "run")
     assert history.tags_of("validate") == ["val/loss", "val/mae"] and history.tags_of("test") == ["test/loss", "test/mae"]
     cfg = compose_user(tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=diabetes",
                                            "model=regression"], config="eval")
-    scored = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    scored = execute(evaluate, cfg, checks=check_evaluation_config)
     assert scored.objective == "test/loss" and scored.metrics["test/loss"] == pytest.approx(trained.metrics["test/loss"], rel=1e-6)
     with pytest.raises(UserError, match=r"^replicas=3: Regressor has buffers \(net.1.running_mean, "):
-        execute("optlab.train:train", compose_user(tmp_path / "replicas", ["data=diabetes", "model=regression", "replicas=3"]),
-                checks=validate)
+        execute(train, compose_user(tmp_path / "replicas", ["data=diabetes", "model=regression", "replicas=3"]),
+                checks=check_config)
 
 
 def test_manual_optimization_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:
-    trained = execute("optlab.train:train", compose_user(tmp_path / "run", ["data=manual_digits", "model=manual", "trainer.max_epochs=2"]),
-                      checks=validate)
+    trained = execute(train, compose_user(tmp_path / "run", ["data=manual_digits", "model=manual", "trainer.max_epochs=2"]),
+                      checks=check_config)
     assert trained.status == "ok" and trained.epochs == 2
     cfg = compose_user(tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=manual_digits",
                                            "model=manual"], config="eval")
-    scored = execute("optlab.evaluate:evaluate", cfg, checks=validate_evaluation)
+    scored = execute(evaluate, cfg, checks=check_evaluation_config)
     assert scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
     with pytest.raises(UserError, match=r"^replicas=3: ManualClassifier has no model_step\(batch\) to vectorise"):
-        execute("optlab.train:train", compose_user(tmp_path / "replicas", ["data=manual_digits", "model=manual", "replicas=3"]),
-                checks=validate)
+        execute(train, compose_user(tmp_path / "replicas", ["data=manual_digits", "model=manual", "replicas=3"]),
+                checks=check_config)
 
 
 # --- mistakes, each one line ------------------------------------------------------------------
@@ -258,7 +261,7 @@ def test_manual_optimization_trains_evaluates_and_refuses_replicas_in_one_line(t
 )
 def test_mistakes_name_what_is_missing_in_one_line(tmp_path: Path, user_package: None, overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        execute("optlab.train:train", compose_user(tmp_path, overrides), checks=validate)
+        execute(train, compose_user(tmp_path, overrides), checks=check_config)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert not (tmp_path / "checkpoints").exists()
 

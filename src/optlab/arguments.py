@@ -17,10 +17,15 @@ class InvalidArgument(ValueError):
         super().__init__(f"{name}={value!r} is not valid: {accepted}")
 
 
+def is_int(value: Any) -> bool:
+    """A whole number, and not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def require_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not (is_int(value) and value >= minimum):
         raise InvalidArgument(name, value, f"expected an integer >= {minimum}")

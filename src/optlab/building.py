@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -89,6 +90,9 @@ def _fits(value: Any, allowed: set[type]) -> bool:
     return any(isinstance(value, kind) for kind in allowed if kind not in (bool, type(None)))
 
 
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+
+
 def check_argument_types(target: Any, arguments: Mapping[str, Any], key: str) -> None:
     """Each configured argument against the plain type the class annotates (``nesterov: bool``).
 
@@ -103,8 +107,8 @@ def check_argument_types(target: Any, arguments: Mapping[str, Any], key: str) ->
     for name, value in arguments.items():
         allowed = _simple_types(hints.get(name)) if not str(name).startswith("_") and name in hints else None
         if allowed is not None and not _fits(value, allowed):
-            shown = " or ".join("null" if kind is type(None) else ("true or false" if kind is bool else f"a {kind.__name__}")
-                                for kind in sorted(allowed, key=lambda kind: kind.__name__))
+            kinds = allowed - {int} if float in allowed else allowed  # a number includes the integers
+            shown = " or ".join(TYPE_WORDS[kind] for kind in sorted(kinds, key=lambda kind: (kind is type(None), kind.__name__)))
             raise ConfigError(f"{key}.{name}", value, f"{getattr(target, '__name__', target)} expects {shown}")
 
 
@@ -156,8 +160,13 @@ def build_group(group: DictConfig | None, key: str) -> list[Any]:
     return objects
 
 
+# What Lightning's complaints about the machine concern when they name no flag ("No supported gpu backend found!").
+HARDWARE_FLAGS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
+
+
 def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
-    """The Trainer; a flag Lightning refuses (``trainer.devices=0``, a strategy it does not know) becomes one line."""
+    """The Trainer; a flag Lightning refuses (``trainer.devices=0``, a precision it does not know) is Lightning's own
+    message on one line, under the key of the flag it names."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:
@@ -165,6 +174,12 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
         if isinstance(cause, TypeError) and (unknown := unknown_argument(cause, node, "trainer", given=kwargs)):
             raise unknown from None
         if isinstance(cause, ValueError | TypeError) or type(cause).__name__ == "MisconfigurationException":
-            message = " ".join(str(cause).split())  # Lightning's message, on one line
-            raise UserError(f"trainer: {message} (set with trainer.<flag>=...)") from None
+            message = " ".join(str(cause).split())
+            named = [(found.start(), key) for key in node if not str(key).startswith("_")
+                     if (found := re.search(rf"(?<![\w.]){re.escape(str(key))}(?![\w])", message, re.IGNORECASE))]
+            if named:
+                key = min(named)[1]
+                raise ConfigError(f"trainer.{key}", OmegaConf.select(node, str(key)), message) from None
+            hardware = ", ".join(f"{key}={node.get(key)}" for key in HARDWARE_FLAGS if key in node)
+            raise UserError(f"trainer ({hardware}): {message}") from None
         raise

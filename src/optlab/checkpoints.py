@@ -233,3 +233,14 @@ def check_scheduler_fits(checkpoint: dict[str, Any], path: Any, scheduler: Any) 
         state = f"the state of {saved} learning-rate scheduler(s)" if saved else "no learning-rate scheduler"
         wanted = "scheduler=null" if not saved else "the scheduler= it was trained with"
         raise ConfigError("ckpt_path", path, f"it holds {state}, this run configures {configured}: pass {wanted}")
+
+
+def check_resume(cfg: DictConfig, model: torch.nn.Module, ignored: Mapping[str, str], choices: Mapping[str, str]) -> None:
+    """``ckpt_path`` loads and fits this run's model, and its optimizer and scheduler state fit the groups the model takes."""
+    path = cfg.ckpt_path
+    checkpoint = load_checkpoint(path, lambda: configured_classes(cfg), trusted=cfg.get("trust_checkpoint", False))
+    check_state_fits(checkpoint, path, model, cfg, choices)
+    if "optimizer" not in ignored and cfg.get("optimizer") is not None:
+        check_optimizer_fits(checkpoint, path, cfg.optimizer, choices.get("optimizer"))
+    if "scheduler" not in ignored:
+        check_scheduler_fits(checkpoint, path, cfg.get("scheduler"))

@@ -7,6 +7,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from optlab.hydra_context import launched_rank
+
 GROUP_ORDER = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
 TREE_FILE = "config_tree.txt"
 
@@ -31,11 +33,17 @@ def print_config_tree(cfg: DictConfig) -> None:
     rich_print(config_tree(cfg))
 
 
-def save_config_tree(cfg: DictConfig, output_dir: Path) -> Path:
-    """Plain text next to ``.hydra/config.yaml``, which keeps the interpolations unresolved."""
+def save_config_tree(cfg: DictConfig, output_dir: Path) -> None:
+    """Plain text next to ``.hydra/config.yaml`` (which keeps the interpolations unresolved), printed with ``print_config``.
+
+    Rank 0's alone: DDP's other ranks share its directory.
+    """
     from rich.console import Console
 
-    path = output_dir / TREE_FILE
-    with path.open("w") as stream:
+    if launched_rank() != 0:
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / TREE_FILE).open("w") as stream:
         Console(file=stream, color_system=None, width=120).print(config_tree(cfg))
-    return path
+    if cfg.get("print_config"):
+        print_config_tree(cfg)

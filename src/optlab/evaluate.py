@@ -18,11 +18,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from optlab.building import build, build_group, build_trainer
 from optlab.checkpoints import check_state_fits, configured_classes, load_checkpoint, state_dict_for, trained_with
-from optlab.cli import command_line_overrides
-from optlab.console import closing_block, metric_list, quiet_lightning
+from optlab.console import quiet_lightning
+from optlab.hydra_context import command_line_overrides
 from optlab.model_building import build_model
-from optlab.replicas import replica_summary, split_replica_metrics
+from optlab.replicas.records import replica_summary, split_replica_metrics
 from optlab.results import RunResult
+from optlab.summaries import closing_block, metric_list
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def load_weights(cfg: DictConfig, run: DictConfig, model: L.LightningModule) -> 
 
 
 def evaluate(cfg: DictConfig) -> RunResult:
-    """Test the checkpoint's weights (its path checked by ``optlab.validation.validate_evaluation``)."""
+    """Test the checkpoint's weights (the file checked by ``optlab.config_checks.check_evaluation_config``)."""
     quiet_lightning()
     run = run_config(cfg)
     datamodule: L.LightningDataModule = build(run.data, "data")

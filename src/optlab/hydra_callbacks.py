@@ -19,8 +19,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from optlab.cli import in_sweep, launched_rank
-from optlab.results import RESULT_FILE, earlier_run_file, in_use_message, read_result
+from optlab.arguments import is_int
+from optlab.hydra_context import in_sweep, launched_rank
+from optlab.results import RESULT_FILE, read_result
+from optlab.run_dir import earlier_run_file, in_use_message
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +69,14 @@ class CheckLauncher(Callback):
         target = str(launcher.get("_target_", ""))
         if target.endswith("optlab_launcher.slurm_launcher.SlurmLauncher"):
             devices = config.trainer.get("devices")
-            if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+            if not (is_int(devices) and devices >= 1):
                 log.error("trainer.devices=%r is not valid with hydra/launcher=slurm: expected the number of devices "
                           "(SLURM tasks) per node, e.g. trainer.devices=2", devices)
                 sys.exit(1)
             return
         if not target.endswith(".ParallelLauncher"):
             return
-        from hydra_plugins.optlab_launcher.parallel_launcher import n_jobs_problem
+        from optlab.threads import n_jobs_problem
 
         problem = n_jobs_problem(launcher.get("n_jobs", -1))
         if not sys.platform.startswith("linux"):
@@ -95,8 +97,8 @@ class CheckSweptGroups(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from optlab.cli import override_group
-        from optlab.model_arguments import FACTORIES
+        from optlab.hydra_context import override_group
+        from optlab.model_building import FACTORIES
 
         overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
         searched = list(OmegaConf.select(config, "hydra.sweeper.params") or {})  # Optuna's search space
@@ -126,9 +128,9 @@ class CheckSweptGroups(Callback):
     @staticmethod
     def _ignored(model_config: DictConfig, factory_keys: list[tuple[str, str]]) -> str | None:
         from optlab.building import target_class
-        from optlab.cli import override_group
+        from optlab.hydra_context import override_group
         from optlab.errors import UserError
-        from optlab.model_arguments import ignored_groups
+        from optlab.model_building import ignored_groups
 
         try:
             ignored = ignored_groups(target_class(model_config, "model"), model_config)
@@ -142,7 +144,7 @@ class CheckSweptGroups(Callback):
 
 
 def rebuild_report(sweep_dir: Path) -> list[Any]:
-    from optlab.report import build_report
+    from optlab.report.tables import build_report
 
     try:
         with (sweep_dir / ".report.lock").open("w") as lock:
@@ -178,7 +180,7 @@ class SweepReport(Callback):
         jobs = rebuild_report(sweep_dir)
         if not jobs:
             return
-        from optlab.report import console_summary
+        from optlab.report.tables import console_summary
 
         print(console_summary(jobs, sweep_dir, config.get("logger")), flush=True)  # the console's last screen, not a log record
         failed = [job for job in jobs if job.status != "ok"]

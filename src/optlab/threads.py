@@ -9,6 +9,9 @@ A job also gets only the cores it may run on: the process's CPU affinity, which 
 from __future__ import annotations
 
 import os
+from typing import Any
+
+from optlab.arguments import is_int
 
 # Set by hydra/launcher=parallel in each job: how many jobs run at once.
 CONCURRENT_JOBS_ENV = "OPTLAB_CONCURRENT_JOBS"
@@ -52,3 +55,20 @@ def set_threads(num_threads: int | None) -> int:
         num_threads = max(1, available_cores() // parallel_jobs())
     torch.set_num_threads(num_threads)
     return num_threads
+
+
+# hydra/launcher=parallel: how many jobs run at once.
+JOBS_PER_CORE = 2  # the most jobs at once per core with n_jobs=-1
+
+
+def concurrent_jobs(n_jobs: int, n_sweep_jobs: int, cores: int) -> int:
+    """Jobs to run at once: ``n_jobs``, or for -1 all of them up to two per core; never more than there are."""
+    wanted = JOBS_PER_CORE * cores if n_jobs == -1 else n_jobs
+    return max(1, min(wanted, n_sweep_jobs))
+
+
+def n_jobs_problem(n_jobs: Any) -> str | None:
+    """Why ``n_jobs`` is not a number of jobs to run at once, or None."""
+    if not is_int(n_jobs) or n_jobs == 0 or n_jobs < -1:
+        return f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for up to two per core"
+    return None

@@ -47,7 +47,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from optlab.threads import CONCURRENT_JOBS_ENV, available_cores
+from optlab.threads import CONCURRENT_JOBS_ENV, available_cores, concurrent_jobs, n_jobs_problem
 
 from ._processes import ForwardSignals, pass_sigterm_to_children, stop_when_parent_dies
 from ._results import portable
@@ -55,22 +55,6 @@ from ._results import portable
 log = logging.getLogger(__name__)
 
 INTERRUPTED = 130  # exit status of a process stopped by Ctrl+C (128 + SIGINT)
-JOBS_PER_CORE = 2  # the most jobs at once per core with n_jobs=-1
-
-
-def concurrent_jobs(n_jobs: int, n_sweep_jobs: int, cores: int) -> int:
-    """Jobs to run at once: ``n_jobs``, or for -1 all of them up to two per core; never more than there are."""
-    wanted = JOBS_PER_CORE * cores if n_jobs == -1 else n_jobs
-    return max(1, min(wanted, n_sweep_jobs))
-
-
-def n_jobs_problem(n_jobs: Any) -> str | None:
-    """Why ``n_jobs`` is not a number of jobs to run at once, or None."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        return f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for up to two per core"
-    return None
-
-
 def target_modules(config: DictConfig) -> list[str]:
     """Modules of the classes the task config builds through ``_target_`` (data, model, callbacks...)."""
     modules: list[str] = []

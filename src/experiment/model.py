@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, MinMetric
 from torchmetrics.classification import BinaryAccuracy
 
-from optlab.nets import build_mlp, initialise
+from experiment.nets import build_mlp, initialise
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]

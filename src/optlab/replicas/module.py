@@ -35,31 +35,20 @@ reads a metric (``ReduceLROnPlateau``), a model that builds its own optimizer, a
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from torchmetrics import Metric
 
-from optlab.errors import ConfigError, UserError
-from optlab.loggers import MetricHistory
-from optlab.results import REPLICA_FILE, REPLICA_PREFIX
-from optlab.speed import module_layout, stored_layout
-from optlab.uncertainty import summarise
-
-# Element-wise update rules: over stacked weights, K independent optimizers.
-ELEMENTWISE_OPTIMIZERS = ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "NAdam", "RAdam", "RMSprop", "Rprop", "SGD")
-
+from optlab.errors import UserError
+from optlab.replicas.layout import module_layout, stored_layout
+from optlab.replicas.records import replica_key
 
 # The model's hooks each replica runs on its own instance; any other hook it overrides is refused.
 FORWARDED_HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start",
@@ -74,65 +63,6 @@ UNFORWARDED_HOOKS = ("on_train_end", "on_validation_start", "on_validation_end",
                      "on_validation_model_eval", "on_validation_model_train", "on_test_model_eval", "on_test_model_train",
                      "transfer_batch_to_device", "on_before_batch_transfer", "on_after_batch_transfer")
 
-
-def replica_key(k: int) -> str:
-    """Replica k's directory below the run, and the prefix of its metric names there: ``replica_03``."""
-    return f"{REPLICA_PREFIX}{k:02d}"
-
-
-_REPLICA_METRIC = re.compile(rf"^{REPLICA_PREFIX}\d+/")
-
-
-def is_replica_metric(name: str) -> bool:
-    """``replica_03/val/loss``: a replica's metric as the run logs it (a model's own ``replica_x`` name is not one)."""
-    return _REPLICA_METRIC.match(name) is not None
-
-
-def split_replica_metrics(metrics: Mapping[str, Any], replicas: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The run's own metrics (the replicas' mean), and each replica's under the model's names."""
-    own = {name: value for name, value in metrics.items() if not is_replica_metric(name)}
-    each: list[dict[str, Any]] = [{} for _ in range(replicas)]
-    for name, value in metrics.items():
-        if is_replica_metric(name):
-            key, _, metric = name.partition("/")
-            each[int(key.removeprefix(REPLICA_PREFIX))][metric] = value
-    return own, each
-
-
-def check_replicable(replicas: int, model_class: type, factories: Mapping[str, Any], ignored: Mapping[str, str],
-                     trainer: Mapping[str, Any]) -> None:
-    """What would couple the replicas, or cannot be vectorised, as one line naming the key."""
-    if replicas == 1:
-        return
-    name = model_class.__name__
-    if not callable(getattr(model_class, "model_step", None)):
-        raise UserError(f"replicas={replicas}: {name} has no model_step(batch) to vectorise; replicas need its "
-                        "training/validation/test steps to take their loss from self.model_step(batch) (docs/replicas.md)")
-    if "optimizer" in ignored:
-        raise UserError(f"replicas={replicas}: {ignored['optimizer']}; replicas build the optimizer from optimizer= over "
-                        "their stacked weights, so the model must take it from there")
-    if overridden := [hook for hook in UNFORWARDED_HOOKS if getattr(model_class, hook, None) is not getattr(L.LightningModule, hook)]:
-        raise UserError(f"replicas={replicas}: {name} overrides {', '.join(overridden)}, which replicas do not run per "
-                        f"replica; they run {', '.join(FORWARDED_HOOKS)} (docs/replicas.md)")
-    precision = str(trainer.get("precision", "32-true"))
-    if precision.startswith("16"):
-        raise ConfigError("trainer.precision", precision, f"replicas={replicas}: float16's one gradient scaler would skip "
-                          "every replica's step when one replica's gradients overflow; use bf16-mixed or 32-true")
-    optimizer = factories.get("optimizer")
-    target = getattr(optimizer, "func", None)
-    if (optimizer is None or getattr(target, "__name__", None) not in ELEMENTWISE_OPTIMIZERS
-            or not getattr(target, "__module__", "").startswith("torch.optim")):
-        shown = getattr(target, "__name__", None) or optimizer
-        raise ConfigError("optimizer._target_", shown, f"replicas={replicas} needs an element-wise torch optimizer "
-                          f"(one of {', '.join(ELEMENTWISE_OPTIMIZERS)}), which over stacked weights is one per replica")
-    scheduler = getattr(factories.get("scheduler"), "func", None)
-    if scheduler is torch.optim.lr_scheduler.ReduceLROnPlateau:
-        raise ConfigError("scheduler._target_", scheduler.__name__, f"replicas={replicas}: a schedule that reads a "
-                          "metric would read the replicas' mean for all of them; use a fixed schedule (cosine, step)")
-    clip = trainer.get("gradient_clip_val")
-    if clip and trainer.get("gradient_clip_algorithm", "norm") == "norm":
-        raise ConfigError("trainer.gradient_clip_val", clip, f"replicas={replicas}: the gradient norm would be one "
-                          "norm over all replicas; add +trainer.gradient_clip_algorithm=value (element-wise) or use replicas=1")
 
 
 class _ModelStep(nn.Module):
@@ -172,7 +102,7 @@ class Replicas(L.LightningModule):
         stacked, _ = stack_module_state(list(models))
         self._names = list(stacked)  # the model's own parameter names, e.g. net.0.weight
         # Matrices may be stored as [K, in, out] and handed to the model as [K, out, in] views
-        # (optlab.speed.stored_layout says why). ParameterDict keys may not hold dots.
+        # (optlab.replicas.layout says why). ParameterDict keys may not hold dots.
         self.stacked = nn.ParameterDict({self._key(name): nn.Parameter(stored_layout(value, transposed))
                                          for name, value in stacked.items()})
         for model in models:
@@ -394,46 +324,3 @@ def _mean(values: Sequence[Any]) -> Tensor:
     tensors = [torch.as_tensor(value).detach() for value in values]
     dtype = torch.promote_types(tensors[0].dtype, torch.float32)
     return torch.stack([tensor.to(dtype) for tensor in tensors]).mean()
-
-
-def replica_seeds(seed: int, replicas: int) -> list[int]:
-    """Replica k's seed is ``seed + k``: replica 0 is the single run with the same seed."""
-    return [seed + k for k in range(replicas)]
-
-
-def replica_dirs(output_dir: Path, replicas: int) -> list[Path]:
-    """Each replica's own run directory; a run of one replica is its own record and has none."""
-    return [output_dir / replica_key(k) for k in range(replicas)] if replicas > 1 else []
-
-
-def replica_run_loggers(directory: Path, run_loggers: Sequence[Logger]) -> list[Logger]:
-    """A replica's loggers: TensorBoard events where the run writes them, and its ``metrics.jsonl``."""
-    loggers: list[Logger] = [MetricHistory(directory)]
-    if any(isinstance(logger, TensorBoardLogger) for logger in run_loggers):
-        loggers.insert(0, TensorBoardLogger(save_dir=directory, name="", version="", default_hp_metric=False))
-    return loggers
-
-
-def replica_hparams(replica_loggers: Sequence[Sequence[Logger]], hparams: Mapping[str, Any],
-                    seeds: Sequence[int]) -> list[tuple[Sequence[Logger], dict[str, Any]]]:
-    """Each replica's loggers with the hyper-parameters of the single run it equals: its own seed."""
-    return [(loggers, {**hparams, "seed": seed}) for loggers, seed in zip(replica_loggers, seeds, strict=True)]
-
-
-@rank_zero_only
-def write_replica_records(output_dir: Path, seeds: Sequence[int]) -> None:
-    """``replica.json`` in each replica's directory, before training: the report knows a replica that never finished."""
-    for k, (directory, seed) in enumerate(zip(replica_dirs(output_dir, len(seeds)), seeds, strict=True)):
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / REPLICA_FILE).write_text(json.dumps({"replica": k, "seed": seed}) + "\n")
-
-
-def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str = f"each in {REPLICA_PREFIX}NN/") -> str | None:
-    """``10 seeds: val/loss 0.0123 ± 0.0045 (sd), 95 % CI [0.0091, 0.0155]`` for the console."""
-    if len(each) < 2:
-        return None
-    summary = summarise([replica[metric] for replica in each if metric in replica])
-    if summary is None or summary.std is None:
-        return None
-    return (f"{summary.n} seeds: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
-            f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; {where}")

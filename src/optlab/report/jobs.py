@@ -2,7 +2,7 @@
 
 Read only from what each job wrote (``.hydra/overrides.yaml``, ``metrics.jsonl``,
 ``result.json``), so any sweep can be read back, whichever launcher and loggers ran it and
-however its jobs ended. The report (:mod:`optlab.report`) and the plot (:mod:`optlab.plot`)
+however its jobs ended. The tables (:mod:`optlab.report.tables`) and the plot (:mod:`optlab.report.plot`)
 both start from here.
 """
 
@@ -15,7 +15,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from optlab.results import REPLICA_FILE, REPLICA_PREFIX, History, read_history, read_result, shown_by_default
+from optlab.history import History, read_history, shown_by_default
+from optlab.replicas.records import REPLICA_FILE, REPLICA_PREFIX
+from optlab.results import read_result
 
 SEED_KEY = "seed"
 REPLICAS_KEY = "replicas"

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optlab.arguments import InvalidArgument
+from optlab.arguments import InvalidArgument, is_int
 
 
 def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
@@ -17,7 +17,7 @@ def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     Layers are created in the notebook's order (fc1, fc2, out), so the same seed draws the
     same initial weights as ``NeuralNetwork()`` there.
     """
-    if not all(isinstance(width, int) and not isinstance(width, bool) and width >= 1 for width in hidden_sizes):
+    if not all(is_int(width) and width >= 1 for width in hidden_sizes):
         raise InvalidArgument("hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]")
     layers: list[nn.Module] = []
     width = input_size

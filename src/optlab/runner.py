@@ -11,7 +11,6 @@ exception is a bug: it is recorded too, and raised with its traceback.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -19,53 +18,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from optlab.errors import Interrupted, OutputDirInUse, UserError
+from optlab.hydra_context import in_sweep, launched_rank
 from optlab.results import RunResult, last_line, write_result
 
 log = logging.getLogger(__name__)
 
 
-def in_sweep() -> bool:
-    """Whether this process runs a job of a Hydra multirun (-m) sweep."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+Task = Callable[[DictConfig], RunResult]
 
 
-def hydra_choices() -> dict[str, str]:
-    """The group choices Hydra composed the config from (``optimizer: adam``), if Hydra did."""
-    if not HydraConfig.initialized():
-        return {}
-    return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items() if choice is not None}
-
-
-def command_line_overrides() -> list[tuple[str, str]]:
-    """``(key, value)`` of each override this job was given (``optimizer=sgd`` -> ``("optimizer", "sgd")``)."""
-    if not HydraConfig.initialized():
-        return []
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    return [(override.key_or_group, override.input_line.partition("=")[2]) for override in parsed]
-
-
-def override_group(key: str) -> str:
-    """The config group an override key belongs to: ``optimizer.lr`` -> ``optimizer``."""
-    return key.split(".", 1)[0].split("/", 1)[0].split("@", 1)[0]
-
-
-def launched_rank() -> int:
-    """This process's rank as the launcher that started it says (0 for a plain run), known before Lightning starts."""
-    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
-        value = os.environ.get(variable, "0")
-        if value.isdigit() and int(value) != 0:
-            return int(value)
-    return 0
-
-
-def run_task(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None]) -> float:
+def run_task(task: Task, cfg: DictConfig, checks: Callable[[DictConfig], None]) -> float:
     """Run ``task`` through :func:`execute`, returning its objective (what a sweeper optimises); a user error
     becomes one log line and the exit status."""
     try:
@@ -85,17 +50,12 @@ def run_task(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None]) -
         sys.exit(1)
 
 
-def execute(task: str, cfg: DictConfig, checks: Callable[[DictConfig], None]) -> RunResult:
-    """Check ``cfg``, run ``task`` ("module:function", returning a RunResult) and record its outcome.
-
-    The task's module is imported only once ``checks`` passed, so a bad value is reported
-    before the seconds that importing Lightning takes. Failures are recorded, then raised.
-    """
+def execute(task: Task, cfg: DictConfig, checks: Callable[[DictConfig], None]) -> RunResult:
+    """Check ``cfg``, run ``task`` and record its outcome; failures are recorded, then raised."""
     output_dir = Path(cfg.paths.output_dir)
     try:
         checks(cfg)
-        module, function = task.split(":")
-        result: RunResult = getattr(importlib.import_module(module), function)(cfg)
+        result = task(cfg)
     except OutputDirInUse:  # that directory is another run's: nothing is written there
         raise
     except BaseException as error:  # a user error, a bug, or Ctrl+C outside training

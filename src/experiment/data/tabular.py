@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
+from experiment.data.in_memory import InMemoryDataModule, Split, check_train_fraction
 from optlab.arguments import InvalidArgument
 
 

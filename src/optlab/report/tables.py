@@ -1,25 +1,17 @@
-"""The sweep report: ``comparison.png``, ``summary.csv`` and ``summary.md`` in a sweep directory.
-
-Built from what the jobs wrote (see :mod:`optlab.sweeps`), so a report can be rebuilt for
-any sweep, whichever launcher and loggers ran it and however its jobs ended::
-
-    python -m optlab.report logs/multiruns/<date>_<time>
-"""
+"""The sweep report's tables: ``summary.csv``, ``summary.md``, ``groups.csv`` and the console's closing screen."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optlab.console import look_commands, plural, relative
+from optlab.summaries import look_commands, plural, relative
 from optlab.uncertainty import SIGNIFICANCE, Difference, Summary, summarise, welch
-from optlab.sweeps import Column, Group, Job, ReportSettings, find_jobs, group_by_seed, label, metric_columns, read_settings, varying_keys
+from optlab.report.jobs import Column, Group, Job, ReportSettings, find_jobs, group_by_seed, label, metric_columns, read_settings, varying_keys
 
 
 def format_number(value: float | None) -> str:
@@ -190,7 +182,7 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, 
 
 def build_report(sweep_dir: Path) -> list[Job]:
     """Write comparison.png, summary.csv, summary.md and groups.csv into ``sweep_dir``; return the jobs found."""
-    from optlab.plot import plot_comparison, plot_panels
+    from optlab.report.plot import plot_comparison, plot_panels
 
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
@@ -204,24 +196,3 @@ def build_report(sweep_dir: Path) -> list[Job]:
     plot_comparison(groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}",
                     metric=settings.metric)
     return jobs
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rebuild the report of a sweep directory.")
-    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="e.g. logs/multiruns/<date>_<time>")
-    args = parser.parse_args(argv)
-    for sweep_dir in args.sweep_dirs:
-        if not sweep_dir.is_dir():
-            print(f"error: sweep_dir {sweep_dir} is not a directory", file=sys.stderr)
-            return 2
-        try:
-            jobs = build_report(sweep_dir)
-        except FileNotFoundError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(f"{sweep_dir}: {len(jobs)} jobs -> comparison.png, summary.csv, summary.md, groups.csv")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,8 +7,8 @@ import math
 import torch
 from sklearn.datasets import make_blobs
 
-from optlab.data.base import InMemoryDataModule, Split, check_train_fraction
-from optlab.arguments import InvalidArgument, is_number, require_int
+from experiment.data.in_memory import InMemoryDataModule, Split, check_train_fraction
+from optlab.arguments import InvalidArgument, is_int, is_number, require_int
 
 
 class BlobDataModule(InMemoryDataModule):
@@ -39,7 +39,7 @@ class BlobDataModule(InMemoryDataModule):
         hp = self.hparams
         require_int("n_features", hp.n_features, minimum=1)
         require_int("n_samples", hp.n_samples, minimum=2)
-        if hp.centers != 2 or isinstance(hp.centers, bool):
+        if not (is_int(hp.centers) and hp.centers == 2):
             raise InvalidArgument("centers", hp.centers, "expected 2: the model is a binary classifier")
         if not (is_number(hp.cluster_std) and math.isfinite(hp.cluster_std) and hp.cluster_std >= 0):
             raise InvalidArgument("cluster_std", hp.cluster_std, "expected a finite number >= 0")

@@ -6,7 +6,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from optlab.batches import TensorBatches
+from experiment.data.batches import TensorBatches
 from optlab.arguments import InvalidArgument, is_number, require_int
 
 Split = tuple[Tensor, Tensor]  # features (n, n_features) float32, labels (n, 1) float32 in {0, 1}
