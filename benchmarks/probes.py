@@ -5,7 +5,7 @@ import time
 from lightning.pytorch import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
-from experiment.data.blobs import BlobDataModule
+from experiment.blobs import BlobDataModule
 
 
 class FirstStepProbe(Callback):

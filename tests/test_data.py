@@ -7,8 +7,8 @@ from conftest import compose_config
 from hydra.utils import instantiate
 from notebook_reference import notebook_data
 
-from experiment.data.batches import TensorBatches
-from experiment.data.blobs import BlobDataModule
+from experiment.batches import TensorBatches
+from experiment.blobs import BlobDataModule
 
 
 def test_splits_are_the_notebooks_rows() -> None:

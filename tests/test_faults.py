@@ -14,8 +14,8 @@ import pytest
 import torch
 from conftest import compose_config, run_train, train_here
 
-from optlab.arguments import InvalidArgument
-from experiment.data.tabular import CsvDataModule
+from optlab.errors import InvalidArgument
+from experiment.tabular import CsvDataModule
 from optlab.errors import ConfigError
 from optlab.config_checks import check_config
 

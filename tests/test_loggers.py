@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import compose_config, hparams_session, read_scalars, train_here
 
-from optlab.summaries import look_commands
+from optlab.console import look_commands
 from optlab.results import read_result
 
 SMALL = ["data.n_samples=400", "trainer.max_epochs=3", "trainer.log_every_n_steps=5"]

@@ -169,8 +169,8 @@ def test_the_zygote_preloads_every_configured_target() -> None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["data=breast_cancer", "scheduler=cosine"], return_hydra_config=True)
     modules = target_modules(cfg)
-    assert {"experiment.data.tabular", "experiment.model", "torch.optim", "torch.optim.lr_scheduler", "lightning.pytorch",
-            "lightning.pytorch.loggers", "optlab.epoch_table"} <= set(modules)
+    assert {"experiment.tabular", "experiment.model", "torch.optim", "torch.optim.lr_scheduler", "lightning.pytorch",
+            "lightning.pytorch.loggers", "optlab.callbacks"} <= set(modules)
     assert not any(module.startswith("hydra") for module in modules)  # the launcher's own config is not the task's
 
 

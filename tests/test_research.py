@@ -14,10 +14,10 @@ from conftest import compose_config, read_scalars, run_train, train_here
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from experiment.data.tabular import BreastCancerDataModule, CsvDataModule
+from experiment.tabular import BreastCancerDataModule, CsvDataModule
 from omegaconf import OmegaConf
 
-from optlab.arguments import InvalidArgument
+from optlab.errors import InvalidArgument
 from optlab.errors import ConfigError
 from optlab.results import read_result
 from optlab.building import build
@@ -89,7 +89,7 @@ def test_csv_problems_are_named(tmp_path: Path, content: list[list[object]] | No
     assert str(caught.value).startswith(f"{key}=") and fragment in str(caught.value)
     assert isinstance(caught.value, ValueError)  # ...as a plain ValueError, usable without this template
     with pytest.raises(ConfigError, match=f"^data.{key}="):  # built from the config, the key is the config's
-        build(OmegaConf.create({"_target_": "experiment.data.tabular.CsvDataModule", "path": str(path), "target": target}), "data")
+        build(OmegaConf.create({"_target_": "experiment.tabular.CsvDataModule", "path": str(path), "target": target}), "data")
 
 
 def first_layer(tmp_path: Path, overrides: list[str]) -> torch.nn.Linear:

@@ -29,7 +29,7 @@ CASES = [
     (["trainer.accelerator=tpu2"], "trainer.accelerator='tpu2'", "invalid accelerator name"),
     (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path='/nonexistent/last.ckpt'", "existing checkpoint file"),
     (["+optimizer.lrr=1"], "optimizer.lrr=1", "torch.optim.Adam accepts: lr, betas"),
-    (["+data.foo=1"], "data.foo=1", "experiment.data.blobs.BlobDataModule accepts: n_samples"),
+    (["+data.foo=1"], "data.foo=1", "experiment.blobs.BlobDataModule accepts: n_samples"),
     (["model.hidden_sizes=[8]", "+model.width=3"], "model.width=3", "experiment.model.BinaryClassifier accepts: hidden_sizes"),
 ]
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from optlab.arguments import InvalidArgument, is_int
+from optlab.errors import InvalidArgument, is_int
 
 
 def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:

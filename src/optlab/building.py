@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from optlab.arguments import InvalidArgument
+from optlab.errors import InvalidArgument
 from optlab.errors import ConfigError, UserError
 
 

@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
-from optlab.arguments import is_number
+from optlab.errors import is_number
 from optlab.building import build, check_argument_types, target_class, unknown_argument
-from optlab.checkpoints import configured_classes, load_checkpoint, trained_with
 from optlab.errors import ConfigError, UserError
 from optlab.hydra_context import in_sweep
 
@@ -156,11 +155,15 @@ def check_config(cfg: DictConfig) -> None:
     check_precision(cfg.trainer.get("precision"), cfg.get("optimizer") or {})
     check_clipping(cfg.trainer, cfg.get("optimizer") or {})
     if cfg.get("ckpt_path") is not None:  # readable, and holding nothing that is not safe to load
+        from optlab.checkpoints import configured_classes, load_checkpoint
+
         load_checkpoint(cfg.ckpt_path, lambda: configured_classes(cfg), trusted=cfg.get("trust_checkpoint", False))
 
 
 def check_evaluation_config(cfg: DictConfig) -> None:
     """What ``eval.py`` needs: a checkpoint that loads (the objects its run may have saved are those its own config names)."""
+    from optlab.checkpoints import configured_classes, load_checkpoint, trained_with
+
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError("ckpt_path", None, "required: python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt")
     load_checkpoint(cfg.ckpt_path, lambda: configured_classes(trained_with(cfg.ckpt_path) or cfg),

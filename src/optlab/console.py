@@ -1,7 +1,8 @@
-"""The console: what a user reads or acts on, once; everything else Lightning says goes to the run's ``train.log``.
+"""What a run shows on the console: a short header, the progress bar, one row per epoch, a closing block.
 
-Hydra's logging config (``configs/hydra/default.yaml``) installs :class:`TqdmHandler` and
-:class:`ConsoleFilter` on the console handler; the task calls :func:`quiet_lightning`.
+Everything else Lightning says goes to the run's ``train.log``: Hydra's logging config
+(``configs/hydra/default.yaml``) installs :class:`TqdmHandler` and :class:`ConsoleFilter` on
+the console handler, and the tasks call :func:`quiet_lightning`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from optlab.history import RECORD_KEYS, read_history, shown_by_default
+from optlab.replicas.records import is_replica_metric, replica_summary
 
 # Lightning's INFO lines that do not show up in the console: the header and the epoch
 # table say the same, or they are advertisements. MLflow's (and its database migrations')
@@ -70,3 +77,161 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     # On any machine with SLURM's client installed; this template runs on SLURM through hydra/launcher=slurm.
     warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+
+
+def describe_arguments(arguments: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in arguments.items() if not str(key).startswith("_"))
+
+
+def header(rows: Sequence[tuple[str, str]]) -> str:
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {text}" for label, text in rows)
+
+
+def tensorboard_command(log_dir: Path) -> str:
+    return f"tensorboard --logdir {relative(log_dir)}"
+
+
+def look_commands(loggers: Mapping[str, Any] | None, log_dir: Path, sweep: bool = False) -> list[str]:
+    """How to open what the configured loggers wrote under ``log_dir``, one line per logger.
+
+    ``log_dir`` is a run directory, or with ``sweep`` a sweep directory whose jobs are its
+    subdirectories. Read from the ``logger`` config rather than the logger objects, so a
+    sweep's closing screen can say the same without building them.
+    """
+    runs = relative(log_dir) + ("/*" if sweep else "")
+    commands = []
+    for node in (loggers or {}).values():
+        target = str((node or {}).get("_target_", ""))
+        if target.endswith("TensorBoardLogger"):
+            commands.append(tensorboard_command(log_dir))
+        elif target.endswith("MLFlowLogger"):
+            commands.append(f"mlflow ui --backend-store-uri {node.get('tracking_uri')}")
+        elif target.endswith("WandbLogger") and node.get("offline"):
+            commands.append(f"wandb sync {runs}/wandb/offline-run-*  (offline: this uploads the runs)")
+        elif target.endswith("CSVLogger"):
+            commands.append(f"{runs}/{node.get('name', 'lightning_logs')}/metrics.csv")
+    return list(dict.fromkeys(commands))
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, as a user would type it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def layer_widths(model: Any) -> list[int]:
+    """``[64, 256, 1024, 1]`` for a model whose only weighted layers are Linear ones; else nothing."""
+    from torch import nn
+
+    # A Linear layer counts without parameters of its own: a replica's weights are slices of stacked ones.
+    weighted = [module for module in model.modules()
+                if isinstance(module, nn.Linear) or next(module.parameters(recurse=False), None) is not None]
+    if not weighted or not all(isinstance(module, nn.Linear) for module in weighted):
+        return []
+    return [weighted[0].in_features, *(layer.out_features for layer in weighted)]
+
+
+def parameters(model: Any) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def factory_row(cfg: Any, group: str, choice: str | None, ignored: Mapping[str, str], model_class: type) -> str | None:
+    """What ``configure_optimizers`` gets for ``group``: the group's choice, the model config's own node, or nothing."""
+    from omegaconf import OmegaConf
+
+    nested = OmegaConf.select(cfg, f"model.{group}")
+    if group in ignored and nested is None:
+        return f"{model_class.__name__}.configure_optimizers (it takes no {group} argument)" if group == "optimizer" else None
+    node, label = (nested, f"model.{group}") if group in ignored else (cfg.get(group), choice or group)
+    if node is None:
+        return None
+    arguments = OmegaConf.to_container(node, resolve=True)
+    return f"{label}: {arguments['_target_']}({describe_arguments(arguments)})"
+
+
+def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, built: Any, trainer: Any, threads: int,
+               output_dir: Path) -> str:
+    """What runs, in a few lines: data, model, optimizer, trainer, where the outputs go."""
+    data_class = type(datamodule).__name__
+    data = f"{choices.get('data', data_class)}: {data_class}"
+    if (batch_size := cfg.data.get("batch_size")) is not None:
+        data += f", batch {batch_size}"
+    if built.from_data:
+        data += "; the model gets " + ", ".join(f"{name}={value}" for name, value in built.from_data.items())
+    model = built.models[0]  # with replicas=K: one replica's layers and parameters, K times
+    widths = "-".join(map(str, layer_widths(model)))
+    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{parameters(model):,} parameters"
+    if built.replicas > 1:
+        network += f", x{built.replicas} replicas trained together (seeds {built.seeds[0]}..{built.seeds[-1]})"
+    rows = [("data", data), ("model", network)]
+    for group in ("optimizer", "scheduler"):
+        if text := factory_row(cfg, group, choices.get(group), built.ignored, type(model)):
+            rows.append((group, text))
+    accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    epochs = plural(trainer.max_epochs, "epoch") if trainer.max_steps < 0 else plural(trainer.max_steps, "step")
+    strategy = type(trainer.strategy).__name__.removesuffix("Strategy")
+    rows.append(("trainer", f"{epochs} on {accelerator} x{trainer.num_devices * trainer.num_nodes} ({strategy}), "
+                            f"precision {trainer.precision}, torch threads: {threads}"))
+    rows.append(("outputs", f"{relative(output_dir)}  (resolved config: config_tree.txt; print it with print_config=true)"))
+    return header(rows)
+
+
+def metric_list(metrics: Mapping[str, float]) -> str:
+    """``loss 0.000123, acc 0.999`` for ``test/loss``, ``test/acc``: the names' shared prefix said once, by the row's label."""
+    names = list(metrics)
+    shared = os.path.commonprefix(names) if len(names) > 1 else ""
+    cut = max(shared.rfind("/"), shared.rfind("_")) + 1
+    return ", ".join(f"{name[cut:]} {value:.6g}" for name, value in metrics.items())
+
+
+def closing_block(rows: Sequence[tuple[str, str | None]], output_dir: Path, loggers: Mapping[str, Any] | None) -> str:
+    """The run's final numbers (rows a task chose, e.g. test and best), then where to look."""
+    shown = [(label, text) for label, text in rows if text]
+    shown.append(("run", relative(output_dir)))
+    shown += [("look", command) for command in look_commands(loggers, output_dir)]
+    return header(shown)
+
+
+def metrics_of(record: Mapping[str, Any]) -> dict[str, float]:
+    """A history record's metrics, without its bookkeeping and running bests (``val/acc_best`` is no fact of that epoch)."""
+    return {name: value for name, value in record.items() if name not in RECORD_KEYS and shown_by_default(name)}
+
+
+def best_record(records: Sequence[Mapping[str, Any]], metric: str, direction: str) -> Mapping[str, Any] | None:
+    """The first record with the best value of ``metric`` (what a ModelCheckpoint monitoring it keeps)."""
+    scored = [record for record in records if metric in record and record[metric] == record[metric]]  # not NaN
+    if not scored:
+        return None
+    pick = min if direction == "minimize" else max
+    return pick(scored, key=lambda record: record[metric])
+
+
+def when(record: Mapping[str, Any]) -> str:
+    epoch = record.get("epoch")
+    return f"epoch {int(epoch) + 1}" if epoch is not None else f"step {record.get('step')}"
+
+
+def outcome_rows(test: Mapping[str, float], run_dir: Path, cfg: Any, best_file: str | None,
+                 each_replica: Sequence[Mapping[str, float]] = ()) -> list[tuple[str, str | None]]:
+    """The closing block's numbers, each row one fact: the test, the last validation, the best one and where it is kept."""
+    history = read_history(run_dir)
+    metric, direction = cfg.optimized_metric, cfg.optimized_direction
+    validations = history.stage_records("validate")
+    rows: list[tuple[str, str | None]] = [("test", metric_list({n: v for n, v in test.items() if not is_replica_metric(n)}))]
+    if validations:
+        rows.append(("last val", f"{when(validations[-1])}: {metric_list(metrics_of(validations[-1]))}"))
+    stage = history.stage_of(metric)
+    best = best_record(history.stage_records(stage) if stage else [], metric, direction)
+    if best is not None:
+        kept = f" ({best_file})" if best_file else ""
+        label = "best val" if stage == "validate" else "best"
+        rows.append((label, f"{when(best)}{kept}, by {metric}: {metric_list(metrics_of(best))}"))
+    rows.append(("replicas", replica_summary(metric, each_replica)))
+    return rows
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -23,7 +23,7 @@ from optlab.hydra_context import command_line_overrides
 from optlab.model_building import build_model
 from optlab.replicas.records import replica_summary, split_replica_metrics
 from optlab.results import RunResult
-from optlab.summaries import closing_block, metric_list
+from optlab.console import closing_block, metric_list
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from optlab.arguments import is_int
+from optlab.errors import is_int
 from optlab.hydra_context import in_sweep, launched_rank
 from optlab.results import RESULT_FILE, read_result
 from optlab.run_dir import earlier_run_file, in_use_message

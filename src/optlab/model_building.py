@@ -32,8 +32,6 @@ from omegaconf import DictConfig
 from optlab.building import build, check_argument_types, target_class
 from optlab.errors import ConfigError
 from optlab.hydra_context import command_line_overrides, override_group
-from optlab.replicas.checks import check_replicable
-from optlab.replicas.module import Replicas
 from optlab.replicas.records import replica_seeds
 
 FACTORIES = ("optimizer", "scheduler")
@@ -142,7 +140,11 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> BuiltMode
     given = factories(cfg, ignored)
     linked = linked_arguments(model_class, datamodule, configured=cfg.model.keys(), factories=given)
     replicas = cfg.get("replicas", 1)
-    check_replicable(replicas, model_class, given, ignored, cfg.trainer)
+    if replicas > 1:  # several seeds trained together: imported by the runs that ask for it
+        from optlab.replicas.checks import check_replicable
+        from optlab.replicas.module import Replicas
+
+        check_replicable(replicas, model_class, given, ignored, cfg.trainer)
     seeds = replica_seeds(cfg.seed, replicas)
     models = []
     for seed in seeds:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from optlab.arguments import is_int
+from optlab.errors import is_int
 
 # Set by hydra/launcher=parallel in each job: how many jobs run at once.
 CONCURRENT_JOBS_ENV = "OPTLAB_CONCURRENT_JOBS"

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from optlab.building import build, build_group, build_trainer
-from optlab.checkpoints import check_resume, configured_classes, trusted_globals
 from optlab.config_tree import save_config_tree
 from optlab.console import quiet_lightning
-from optlab.errors import Interrupted, NumericalError, UserError
+from optlab.errors import ConfigError, Interrupted, NumericalError, UserError
 from optlab.hydra_context import hydra_choices
-from optlab.metric_checks import missing_monitor, require_logged
 from optlab.model_building import build_model, refuse_ignored_overrides
+from optlab.replicas.records import is_replica_metric
 from optlab.results import RunResult
 from optlab.run_dir import ensure_fresh_output_dir, resume_from
 from optlab.run_records import RunRecords
-from optlab.summaries import closing_block, outcome_rows, run_header
-from optlab.tb_hparams import run_hparams
+from optlab.console import closing_block, outcome_rows, run_header
+from optlab.run_records import run_hparams
 from optlab.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def train(cfg: DictConfig) -> RunResult:
     datamodule: L.LightningDataModule = build(cfg.data, "data")
     built = build_model(cfg, datamodule)  # with replicas=K: K seeds of the model, trained as one
     refuse_ignored_overrides(built)
-    if cfg.get("ckpt_path"):
+    if cfg.get("ckpt_path"):  # the checkpoint's code, only for the runs that resume
+        from optlab.checkpoints import check_resume
+
         check_resume(cfg, built.model, built.ignored, hydra_choices())
 
     records = RunRecords(run_dir, built.seeds)  # metrics.jsonl, HParams; each replica's own run directory
@@ -77,10 +80,14 @@ def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDat
         run_dir: Path) -> float:
     """``trainer.fit``, resumed where the config or SLURM says; its seconds. Whatever stops it early is one line."""
     resume = resume_from(cfg, run_dir)
+    allowed: AbstractContextManager[None] = nullcontext()
+    if resume:  # weights_only: a checkpoint is tensors, plain data and the factories its config names, no other code
+        from optlab.checkpoints import configured_classes, trusted_globals
+
+        allowed = trusted_globals(configured_classes(cfg))
     started = time.perf_counter()
     try:
-        # weights_only: a checkpoint is tensors, plain data and the factories its config names; other pickled code is refused.
-        with trusted_globals(configured_classes(cfg) if resume else ()):
+        with allowed:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=not cfg.get("trust_checkpoint", False))
     except SIGTERMException:
         raise Interrupted(f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
@@ -122,4 +129,36 @@ def best_checkpoint(trainer: L.Trainer, metric: str, run_dir: Path) -> str | Non
         if isinstance(callback, ModelCheckpoint) and callback.monitor == metric and callback.best_model_path:
             path = Path(callback.best_model_path)
             return str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+    return None
+
+
+def not_logged(key: str, metric: str, logged: Any, datamodule: Any = None, when: str = "") -> ConfigError:
+    """``optimized_metric`` (or a callback's monitor) names something the run has not logged: one line listing what it did."""
+    names = sorted(name for name in logged if name != "epoch" and not is_replica_metric(name))
+    hint = ""
+    if datamodule is not None and not is_overridden("val_dataloader", datamodule):
+        hint = f" ({type(datamodule).__name__} has no val_dataloader, so nothing is validated)"
+    return ConfigError(key, metric, f"this run has not logged it{when}; it logged: {', '.join(names) or 'nothing'}{hint}; "
+                                    "set optimized_metric to one of those")
+
+
+def require_logged(metric: str, logged: Any, datamodule: Any = None) -> None:
+    """``optimized_metric`` names something the run logged, or one line listing what it did log."""
+    if metric not in logged:
+        raise not_logged("optimized_metric", metric, logged, datamodule)
+
+
+def missing_monitor(trainer: L.Trainer, error: BaseException, optimized_metric: str, datamodule: Any) -> ConfigError | None:
+    """The error Lightning raised is a callback's (checkpoint, early stopping) about a metric it monitors and nobody logged.
+
+    Lightning refuses that once an epoch ends; the callbacks' monitors come from
+    ``optimized_metric`` (``configs/callbacks/``), so the key to set is usually that one.
+    """
+    for callback in trainer.callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(callback, ModelCheckpoint | EarlyStopping) and isinstance(monitor, str) \
+                and monitor not in trainer.callback_metrics and monitor in str(error):
+            key = "optimized_metric" if monitor == optimized_metric else f"{type(callback).__name__}.monitor"
+            when = f" by the end of epoch {trainer.current_epoch + 1}, when {type(callback).__name__} looks for it"
+            return not_logged(key, monitor, trainer.callback_metrics, datamodule, when)
     return None

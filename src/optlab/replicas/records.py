@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from optlab.uncertainty import summarise
 
 # A run with replicas=K keeps each replica's record in <run>/replica_00/ ..., with replica.json naming its seed.
 REPLICA_PREFIX = "replica_"
@@ -64,6 +63,8 @@ def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str
     """``10 seeds: val/loss 0.0123 ± 0.0045 (sd), 95 % CI [0.0091, 0.0155]`` for the console."""
     if len(each) < 2:
         return None
+    from optlab.uncertainty import summarise  # scipy, for the runs that have replicas to summarise
+
     summary = summarise([replica[metric] for replica in each if metric in replica])
     if summary is None or summary.std is None:
         return None

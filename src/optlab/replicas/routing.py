@@ -12,7 +12,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from optlab.metric_history import MetricHistory
+from optlab.history import MetricHistory
 from optlab.replicas.records import split_replica_metrics
 
 

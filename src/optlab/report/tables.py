@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optlab.summaries import look_commands, plural, relative
+from optlab.console import look_commands, plural, relative
 from optlab.uncertainty import SIGNIFICANCE, Difference, Summary, summarise, welch
 from optlab.report.jobs import Column, Group, Job, ReportSettings, find_jobs, group_by_seed, label, metric_columns, read_settings, varying_keys
 

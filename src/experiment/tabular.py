@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from experiment.data.in_memory import InMemoryDataModule, Split, check_train_fraction
-from optlab.arguments import InvalidArgument
+from experiment.in_memory import InMemoryDataModule, Split, check_train_fraction
+from optlab.errors import InvalidArgument
 
 
 def stratified_standardised_splits(x: np.ndarray, y: np.ndarray, train_fraction: float, random_state: int) -> dict[str, Split]:

@@ -7,8 +7,8 @@ import math
 import torch
 from sklearn.datasets import make_blobs
 
-from experiment.data.in_memory import InMemoryDataModule, Split, check_train_fraction
-from optlab.arguments import InvalidArgument, is_int, is_number, require_int
+from experiment.in_memory import InMemoryDataModule, Split, check_train_fraction
+from optlab.errors import InvalidArgument, is_int, is_number, require_int
 
 
 class BlobDataModule(InMemoryDataModule):

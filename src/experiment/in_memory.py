@@ -6,8 +6,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from experiment.data.batches import TensorBatches
-from optlab.arguments import InvalidArgument, is_number, require_int
+from experiment.batches import TensorBatches
+from optlab.errors import InvalidArgument, is_number, require_int
 
 Split = tuple[Tensor, Tensor]  # features (n, n_features) float32, labels (n, 1) float32 in {0, 1}
 
