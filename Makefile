@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 # The CPU build of torch where no CUDA GPU is present; a GPU machine gets the CUDA
 # build that the package's torch range pulls from the index.
 CPU_TORCH := torch==2.13.0
+# The exact versions the tests last passed with (torch aside, see above).
+CONSTRAINTS := requirements/constraints.txt
 ARGS ?=
 
-.PHONY: install install-dev train test test-all bench bench-gpu report readme-comparison readme-replicas clean-venv
+.PHONY: install install-dev train lint test test-all bench bench-gpu report constraints readme-comparison readme-replicas clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +19,12 @@ $(PY):
 		$(PY) -m pip install --quiet $(CPU_TORCH); \
 	fi
 
-$(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -32,8 +34,13 @@ install-dev: $(VENV)/.installed-dev
 train: install
 	$(PY) train.py $(ARGS)
 
-## The quick test suite (slow tests are marked and skipped), one worker per core.
-test: install-dev
+## The linter and the formatter's check (ruff, configured in pyproject.toml; pre-commit runs the same).
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## The linter, then the quick test suite (slow tests are marked and skipped), one worker per core.
+test: lint
 	$(PY) -m pytest -n auto --dist loadgroup $(ARGS)
 
 ## Every test, slow ones included.
@@ -46,6 +53,11 @@ bench: install-dev
 
 bench-gpu: install
 	$(PY) benchmarks/bench_gpu.py
+
+## Record the versions installed now as the tested ones (after the suite passed with them).
+constraints: install-dev
+	{ sed -n '1,3p' $(CONSTRAINTS); $(PY) -m pip freeze --exclude-editable | grep -viE '^(torch|optlab)=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 ## Rebuild a sweep's report: make report SWEEP=logs/multiruns/<date>_<time>
 report: install

@@ -31,9 +31,16 @@ def steps_per_second(batch_size: int, precision: str, work: Path, replicas: int 
     # More rows for the large batch, so an epoch still has a few dozen steps to time.
     n_samples = max(5000, batch_size * 50)
     overrides = [
-        f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}", f"trainer={trainer}", f"replicas={replicas}",
-        f"trainer.precision={precision}", f"data.batch_size={batch_size}", f"data.n_samples={n_samples}",
-        "trainer.max_epochs=5", "callbacks.progress_bar.refresh_rate=0", "trainer.enable_model_summary=false",
+        f"paths.output_dir={output_dir}",
+        f"paths.log_dir={output_dir}",
+        f"trainer={trainer}",
+        f"replicas={replicas}",
+        f"trainer.precision={precision}",
+        f"data.batch_size={batch_size}",
+        f"data.n_samples={n_samples}",
+        "trainer.max_epochs=5",
+        "callbacks.progress_bar.refresh_rate=0",
+        "trainer.enable_model_summary=false",
     ]
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -69,14 +76,19 @@ def notebook_loop_steps_per_second(device: str, steps: int = 2000) -> float:
 def replica_rows(work: Path, trainer: str = "gpu", device: str = "cuda") -> list[str]:
     """``replicas=K`` at batch 16: models trained per second, against K=1 and against the notebook's loop."""
     plain = notebook_loop_steps_per_second(device)
-    rows = ["| replicas | steps/s | trained-model steps/s | per model vs replicas=1 | per model vs the notebook's loop |",
-            "|---|---|---|---|---|", f"| notebook loop | {plain:.0f} | {plain:.0f} | | 1.00 |"]
+    rows = [
+        "| replicas | steps/s | trained-model steps/s | per model vs replicas=1 | per model vs the notebook's loop |",
+        "|---|---|---|---|---|",
+        f"| notebook loop | {plain:.0f} | {plain:.0f} | | 1.00 |",
+    ]
     single = 0.0
     for replicas in REPLICA_COUNTS:
         steps, _ = steps_per_second(16, "32-true", work, replicas=replicas, trainer=trainer)
         single = single or steps
-        rows.append(f"| {replicas} | {steps:.0f} | {steps * replicas:.0f} | {single / (steps * replicas):.2f} | "
-                    f"{plain / (steps * replicas):.2f} |")
+        rows.append(
+            f"| {replicas} | {steps:.0f} | {steps * replicas:.0f} | {single / (steps * replicas):.2f} | "
+            f"{plain / (steps * replicas):.2f} |"
+        )
     return rows
 
 

@@ -71,8 +71,15 @@ def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = (), epochs:
     from optlab.train import train
 
     with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}",
-                                          f"trainer.max_epochs={epochs}", *overrides])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={output_dir}",
+                f"paths.log_dir={output_dir}",
+                f"trainer.max_epochs={epochs}",
+                *overrides,
+            ],
+        )
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):  # the progress bar still draws
         train(cfg)
     events = EventAccumulator(str(output_dir))
@@ -129,8 +136,9 @@ def replica_step_seconds(transposed: bool, replicas: int = 10, steps: int = 200)
     for k in range(replicas):
         torch.manual_seed(2020 + k)
         models.append(BinaryClassifier(input_size=64))
-    stacked = Replicas(models, seeds=list(range(replicas)), optimizer=lambda params: torch.optim.Adam(params, fused=True),
-                       transposed=transposed)
+    stacked = Replicas(
+        models, seeds=list(range(replicas)), optimizer=lambda params: torch.optim.Adam(params, fused=True), transposed=transposed
+    )
     optimizer = stacked.configure_optimizers()
     X_train, _, Y_train, _ = notebook_data()
     seconds = []
@@ -142,6 +150,7 @@ def replica_step_seconds(transposed: bool, replicas: int = 10, steps: int = 200)
         optimizer.step()
         seconds.append(time.perf_counter() - started)
     return statistics.median(seconds[10:])
+
 
 # Each speed measure the template keeps, and the overrides that take it away.
 ABLATION = {
@@ -186,9 +195,18 @@ def first_step_delay(output: str) -> float:
 def sweep(cwd: Path, launcher: list[str]) -> tuple[float, dict[str, str]]:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", "optimizer=adam,sgd,rmsprop", "callbacks.progress_bar=null",
-         "+trainer.enable_progress_bar=false", *launcher],
-        cwd=cwd, capture_output=True, check=True,
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            "optimizer=adam,sgd,rmsprop",
+            "callbacks.progress_bar=null",
+            "+trainer.enable_progress_bar=false",
+            *launcher,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        check=True,
     )
     wall = time.perf_counter() - started
     sweep_dir = max((cwd / "logs" / "multiruns").iterdir(), key=lambda p: p.stat().st_mtime)
@@ -220,8 +238,11 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="optlab-bench-"))
     rows: list[tuple[str, str, str, str]] = []
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; work dir {work}", flush=True)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; work dir {work}",
+        flush=True,
+    )
 
     if "epoch" not in args.skip:
         plain_epoch_sums()  # one unmeasured round: neither path pays first-call costs in a measured one
@@ -234,8 +255,14 @@ def main() -> None:
             plain.append(plain_seconds)
             ours.append(ours_seconds)
             print(f"  epoch rep {rep}: plain {plain[-1] * 1e3:.1f} ms, template {ours[-1] * 1e3:.1f} ms", flush=True)
-        rows.append(("time per epoch (s)", f"{statistics.median(plain):.3f}", f"{statistics.median(ours):.3f}",
-                     f"{median_ratio(ours, plain):.2f}"))
+        rows.append(
+            (
+                "time per epoch (s)",
+                f"{statistics.median(plain):.3f}",
+                f"{statistics.median(ours):.3f}",
+                f"{median_ratio(ours, plain):.2f}",
+            )
+        )
         print(f"  losses equal to the plain loop's: largest relative difference {worst:.1e}", flush=True)
 
     if "ablation" not in args.skip:
@@ -246,15 +273,22 @@ def main() -> None:
                 without, _ = template_epoch_sums(work / f"ablation-{rep}-{number}-without", overrides)
                 savings[name].append((without - with_it) / without)
             print(f"  ablation rep {rep}: " + ", ".join(f"{100 * v[-1]:+.1f}%" for v in savings.values()), flush=True)
-        ablation_rows = [(name, f"{100 * statistics.median(values):+.1f}%",
-                          f"{100 * min(values):+.1f}% .. {100 * max(values):+.1f}%") for name, values in savings.items()]
+        ablation_rows = [
+            (name, f"{100 * statistics.median(values):+.1f}%", f"{100 * min(values):+.1f}% .. {100 * max(values):+.1f}%")
+            for name, values in savings.items()
+        ]
         # The replicas' layout measure, on the vectorised step alone (a run with replicas pays it every step).
         layout = []
         for _ in range(args.ablation_reps):
             with_it, without = replica_step_seconds(transposed=True), replica_step_seconds(transposed=False)
             layout.append((without - with_it) / without)
-        ablation_rows.append(("replicas=10: matrices stored [K, in, out] (optlab.replicas.layout), per vectorised step",
-                              f"{100 * statistics.median(layout):+.1f}%", f"{100 * min(layout):+.1f}% .. {100 * max(layout):+.1f}%"))
+        ablation_rows.append(
+            (
+                "replicas=10: matrices stored [K, in, out] (optlab.replicas.layout), per vectorised step",
+                f"{100 * statistics.median(layout):+.1f}%",
+                f"{100 * min(layout):+.1f}% .. {100 * max(layout):+.1f}%",
+            )
+        )
 
     if "replicas" not in args.skip:
         # 3 optimizers x SEEDS seeds: 30 notebook loops, one per trained model, against three
@@ -277,27 +311,49 @@ def main() -> None:
             plain_per_model.append(plain_total / (3 * seeds))
             ours_per_model.append(ours_total / (3 * seeds))
             ratios.append(ours_total / plain_total)
-            print(f"  replicas rep {rep}: per trained model and epoch, plain {plain_per_model[-1] * 1e3:.1f} ms, "
-                  f"replicas={seeds} {ours_per_model[-1] * 1e3:.1f} ms", flush=True)
-        rows.append((f"3 optimizers x {seeds} seeds, per trained model and epoch: {3 * seeds} notebook loops vs "
-                     f"3 runs of replicas={seeds} (s)", f"{statistics.median(plain_per_model):.3f}",
-                     f"{statistics.median(ours_per_model):.3f}", f"{statistics.median(ratios):.2f}"))
-        print(f"  Adam replicas' first-epoch losses equal to their loops': largest relative difference {worst:.1e} "
-              f"(over all {epochs} epochs {later:.1e}: fused vs the notebook's Adam and batched matmuls round apart)", flush=True)
+            print(
+                f"  replicas rep {rep}: per trained model and epoch, plain {plain_per_model[-1] * 1e3:.1f} ms, "
+                f"replicas={seeds} {ours_per_model[-1] * 1e3:.1f} ms",
+                flush=True,
+            )
+        rows.append(
+            (
+                f"3 optimizers x {seeds} seeds, per trained model and epoch: {3 * seeds} notebook loops vs "
+                f"3 runs of replicas={seeds} (s)",
+                f"{statistics.median(plain_per_model):.3f}",
+                f"{statistics.median(ours_per_model):.3f}",
+                f"{statistics.median(ratios):.2f}",
+            )
+        )
+        print(
+            f"  Adam replicas' first-epoch losses equal to their loops': largest relative difference {worst:.1e} "
+            f"(over all {epochs} epochs {later:.1e}: fused vs the notebook's Adam and batched matmuls round apart)",
+            flush=True,
+        )
         scaling: dict[int, list[float]] = {k: [] for k in REPLICA_COUNTS}
         for rep in range(args.replica_reps):
             for k in REPLICA_COUNTS:
                 scaling[k].append(template_epoch_sums(work / f"scaling-{rep}-{k}", [f"replicas={k}"], epochs=epochs)[0])
-            print("  scaling rep {}: ".format(rep) + ", ".join(f"K={k} {scaling[k][-1]:.2f} s" for k in REPLICA_COUNTS), flush=True)
+            print(f"  scaling rep {rep}: " + ", ".join(f"K={k} {scaling[k][-1]:.2f} s" for k in REPLICA_COUNTS), flush=True)
         for k in REPLICA_COUNTS[1:]:
             ratio = statistics.median(o / one for o, one in zip(scaling[k], scaling[1]))
-            rows.append((f"replicas={k} vs replicas=1, time per epoch (s); per replica {ratio / k:.2f}",
-                         f"{statistics.median(scaling[1]):.3f}", f"{statistics.median(scaling[k]):.3f}", f"{ratio:.2f}"))
+            rows.append(
+                (
+                    f"replicas={k} vs replicas=1, time per epoch (s); per replica {ratio / k:.2f}",
+                    f"{statistics.median(scaling[1]):.3f}",
+                    f"{statistics.median(scaling[k]):.3f}",
+                    f"{ratio:.2f}",
+                )
+            )
 
     if "process" not in args.skip:
         plain_wall, ours_wall, plain_rss, ours_rss, startup = [], [], [], [], []
-        train_command = [sys.executable, str(ROOT / "train.py"), "callbacks.progress_bar.refresh_rate=0",
-                         "+callbacks.first_step._target_=probes.FirstStepProbe"]
+        train_command = [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "callbacks.progress_bar.refresh_rate=0",
+            "+callbacks.first_step._target_=probes.FirstStepProbe",
+        ]
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])
         for rep in range(args.reps):
             wall, rss, _ = measure_process([sys.executable, str(ROOT / "benchmarks" / "plain_notebook.py")], work)
@@ -307,12 +363,27 @@ def main() -> None:
             ours_wall.append(wall)
             ours_rss.append(rss)
             startup.append(first_step_delay(output))
-            print(f"  process rep {rep}: plain {plain_wall[-1]:.2f} s {plain_rss[-1]:.0f} MiB, "
-                  f"train.py {ours_wall[-1]:.2f} s {ours_rss[-1]:.0f} MiB, first step after {startup[-1]:.2f} s", flush=True)
-        rows.append(("whole process (s)", f"{statistics.median(plain_wall):.2f}", f"{statistics.median(ours_wall):.2f}",
-                     f"{median_ratio(ours_wall, plain_wall):.2f}"))
-        rows.append(("peak memory (MiB)", f"{statistics.median(plain_rss):.0f}", f"{statistics.median(ours_rss):.0f}",
-                     f"{median_ratio(ours_rss, plain_rss):.2f}"))
+            print(
+                f"  process rep {rep}: plain {plain_wall[-1]:.2f} s {plain_rss[-1]:.0f} MiB, "
+                f"train.py {ours_wall[-1]:.2f} s {ours_rss[-1]:.0f} MiB, first step after {startup[-1]:.2f} s",
+                flush=True,
+            )
+        rows.append(
+            (
+                "whole process (s)",
+                f"{statistics.median(plain_wall):.2f}",
+                f"{statistics.median(ours_wall):.2f}",
+                f"{median_ratio(ours_wall, plain_wall):.2f}",
+            )
+        )
+        rows.append(
+            (
+                "peak memory (MiB)",
+                f"{statistics.median(plain_rss):.0f}",
+                f"{statistics.median(ours_rss):.0f}",
+                f"{median_ratio(ours_rss, plain_rss):.2f}",
+            )
+        )
         rows.append(("launch to first training step (s)", "", f"{statistics.median(startup):.2f}", ""))
 
     if "sweep" not in args.skip:
@@ -331,12 +402,22 @@ def main() -> None:
                 walls[name].append(wall)
             for name in parallel_launchers:
                 if not same_finals(finals["sequential"], finals[name]):
-                    raise SystemExit(f"{name} sweep numbers differ from the sequential sweep: {finals[name]} vs {finals['sequential']}")
-            print(f"  sweep rep {rep}: " + ", ".join(f"{name} {walls[name][-1]:.1f} s" for name in launchers)
-                  + " (same numbers)", flush=True)
+                    raise SystemExit(
+                        f"{name} sweep numbers differ from the sequential sweep: {finals[name]} vs {finals['sequential']}"
+                    )
+            print(
+                f"  sweep rep {rep}: " + ", ".join(f"{name} {walls[name][-1]:.1f} s" for name in launchers) + " (same numbers)",
+                flush=True,
+            )
         for name in parallel_launchers:
-            rows.append((f"3-optimizer sweep, hydra/launcher={name} vs sequential (s)", f"{statistics.median(walls['sequential']):.1f}",
-                         f"{statistics.median(walls[name]):.1f}", f"{median_ratio(walls[name], walls['sequential']):.2f}"))
+            rows.append(
+                (
+                    f"3-optimizer sweep, hydra/launcher={name} vs sequential (s)",
+                    f"{statistics.median(walls['sequential']):.1f}",
+                    f"{statistics.median(walls[name]):.1f}",
+                    f"{median_ratio(walls[name], walls['sequential']):.2f}",
+                )
+            )
 
     print("\n| measure | plain / baseline | optlab | ratio |\n|---|---|---|---|")
     for row in rows:

@@ -18,7 +18,6 @@ class FirstStepProbe(Callback):
             print(f"FIRST_STEP_AT {time.time():.6f}", flush=True)
 
 
-
 class DataLoaderBlobs(BlobDataModule):
     """The same batches through a per-sample ``TensorDataset`` + ``DataLoader``: the ablation's baseline."""
 

@@ -93,8 +93,12 @@ def main() -> None:
                 continue
             command = [word.replace(f"logs/runs/{PLACEHOLDER}", str(first_run)) for word in command]
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(ROOT / command[0]), *command[1:], "trainer.max_epochs=1"],
-                                cwd=work, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / command[0]), *command[1:], "trainer.max_epochs=1"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         output = (result.stdout + result.stderr).strip()
         if missing:

@@ -19,10 +19,10 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from optlab.config_checks import check_config
+from optlab.results import RunResult
 from optlab.runner import execute
 from optlab.train import train
-from optlab.results import RunResult
-from optlab.config_checks import check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
@@ -69,8 +69,12 @@ class ScriptRunner:
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._server is None or self._server.poll() is not None:
-            self._server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "script_server.py")],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            self._server = subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "script_server.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
         return self._server
 
     def _reply(self, server: subprocess.Popen[bytes], deadline: float) -> dict[str, int]:
@@ -82,12 +86,21 @@ class ScriptRunner:
             raise RuntimeError("the script server ended")
         return json.loads(line)
 
-    def run(self, script: Path, args: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, script: Path, args: Sequence[str], cwd: Path, env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
         server = self._started()
         assert server.stdin is not None
         with tempfile.TemporaryDirectory() as streams:
             out, err = Path(streams) / "stdout", Path(streams) / "stderr"
-            request = {"script": str(script), "args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+            request = {
+                "script": str(script),
+                "args": list(args),
+                "cwd": str(cwd),
+                "env": env,
+                "stdout": str(out),
+                "stderr": str(err),
+            }
             server.stdin.write((json.dumps(request) + "\n").encode())
             server.stdin.flush()
             deadline = time.monotonic() + timeout
@@ -119,10 +132,7 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar series in the event files of one run directory (not its subfolders)."""
     accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     accumulator.Reload()
-    return {
-        tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
-        for tag in accumulator.Tags()["scalars"]
-    }
+    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

@@ -21,8 +21,17 @@ import signal
 import sys
 import warnings
 
-PRELOAD = ("optlab.train", "optlab.evaluate", "optlab.report.tables", "optlab.report.plot", "lightning.pytorch.loggers",
-           "hydra_plugins.optlab_launcher.parallel_launcher", "torchmetrics", "sklearn.datasets", "sklearn.model_selection")
+PRELOAD = (
+    "optlab.train",
+    "optlab.evaluate",
+    "optlab.report.tables",
+    "optlab.report.plot",
+    "lightning.pytorch.loggers",
+    "hydra_plugins.optlab_launcher.parallel_launcher",
+    "torchmetrics",
+    "sklearn.datasets",
+    "sklearn.model_selection",
+)
 
 
 def run_script(request: dict) -> None:

@@ -6,8 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG_DIR, compose_config, hparams_session, job_dirs, read_scalars, run_train, train_here
 from hydra.types import RunMode
+
+from conftest import CONFIG_DIR, compose_config, hparams_session, job_dirs, read_scalars, run_train, train_here
 from notebook_reference import NOTEBOOK_ADAM_LOSSES
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
@@ -27,7 +28,9 @@ def only_child(directory: Path) -> Path:
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     """``python train.py`` on the notebook's job for two epochs, every step logged: its output, work dir and run dir."""
     work = tmp_path_factory.mktemp("default")
-    result = run_train(["trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=50", "trainer.log_every_n_steps=1"], cwd=work)
+    result = run_train(
+        ["trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=50", "trainer.log_every_n_steps=1"], cwd=work
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result, work, only_child(work / "logs" / "runs")
 
@@ -36,8 +39,15 @@ def test_a_run_writes_everything_under_its_output_dir(default_run: tuple[subproc
     _, work, run_dir = default_run
     assert [p.name for p in work.iterdir()] == ["logs"]  # nothing lands in the working directory
     assert run_dir.name.endswith("_callbacks.progress_bar.refresh_rate-50+trainer.log_every_n_steps-1+trainer.max_epochs-2")
-    for expected in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", ".hydra/config.yaml", "config_tree.txt", "train.log",
-                     "result.json", "metrics.jsonl"):
+    for expected in (
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        ".hydra/config.yaml",
+        "config_tree.txt",
+        "train.log",
+        "result.json",
+        "metrics.jsonl",
+    ):
         assert (run_dir / expected).is_file(), expected
 
     scalars = read_scalars(run_dir)
@@ -173,8 +183,14 @@ def test_unknown_optimizer_lists_the_available_ones(tmp_path: Path) -> None:
 
 def test_ddp_on_cpu_trains_with_two_processes_and_one_set_of_logs(tmp_path: Path) -> None:
     result = run_train(
-        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1",
-         "callbacks.progress_bar.refresh_rate=0", "print_config=true"],
+        [
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_epochs=1",
+            "callbacks.progress_bar.refresh_rate=0",
+            "print_config=true",
+        ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-from conftest import compose_config
 from hydra.utils import instantiate
-from notebook_reference import notebook_data
 
 from experiment.batches import TensorBatches
 from experiment.blobs import BlobDataModule
+
+from conftest import compose_config
+from notebook_reference import notebook_data
 
 
 def test_splits_are_the_notebooks_rows() -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, run_train, train_here
 
-from optlab.errors import InvalidArgument
 from experiment.tabular import CsvDataModule
-from optlab.errors import ConfigError
 from optlab.config_checks import check_config
+from optlab.errors import ConfigError, InvalidArgument
+
+from conftest import compose_config, run_train, train_here
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("faults")
@@ -55,8 +55,14 @@ def refusal(tmp_path: Path, overrides: list[str]) -> str:
         ("model.hidden_sizes=[0]", "model.hidden_sizes=[0] is not valid: expected a list of layer widths, each an integer >= 1"),
         ("model.hidden_sizes=[64,wide]", "model.hidden_sizes=[64, 'wide'] is not valid"),
         # Trainer flags are Lightning's to check: its own message, under the key.
-        ("trainer.devices=0", "trainer.devices=0 is not valid: `Trainer(devices=0)` value is not a valid input using cpu accelerator"),
-        ("trainer.devices=[0,-1]", "trainer.devices=[0, -1] is not valid: `devices` selected with `CPUAccelerator` should be an int > 0"),
+        (
+            "trainer.devices=0",
+            "trainer.devices=0 is not valid: `Trainer(devices=0)` value is not a valid input using cpu accelerator",
+        ),
+        (
+            "trainer.devices=[0,-1]",
+            "trainer.devices=[0, -1] is not valid: `devices` selected with `CPUAccelerator` should be an int > 0",
+        ),
         ("trainer.precision=17", "trainer.precision=17 is not valid: Precision 17 is invalid. Allowed precision values: ("),
         ("trainer.precision=fp32", "trainer.precision='fp32' is not valid: Precision 'fp32' is invalid"),
         ("trainer.max_epochs=-2", "trainer.max_epochs=-2 is not valid: `max_epochs` must be a non-negative integer or -1"),
@@ -71,8 +77,10 @@ def test_a_checkpoint_of_another_model_shape(tmp_path: Path, adam_run: Path) -> 
     ckpt = adam_run / "checkpoints" / "last.ckpt"
     message = refusal(tmp_path, [f"ckpt_path={ckpt}"])
     # Read from the state dicts, so it holds for any model; the settings from the checkpoint's run directory.
-    assert message == (f"ckpt_path='{ckpt}' is not valid: its net.0.weight has shape [8, 64], this run's model has "
-                       "[256, 64]: it was trained with model.hidden_sizes=[8, 8] data.n_samples=200")
+    assert message == (
+        f"ckpt_path='{ckpt}' is not valid: its net.0.weight has shape [8, 64], this run's model has "
+        "[256, 64]: it was trained with model.hidden_sizes=[8, 8] data.n_samples=200"
+    )
 
 
 def test_a_checkpoint_of_another_optimizer_names_the_one_it_was_trained_with(tmp_path: Path, adam_run: Path) -> None:
@@ -90,8 +98,10 @@ def test_a_checkpoint_without_the_configured_scheduler(tmp_path: Path, adam_run:
 def test_a_checkpoint_for_data_of_another_width(tmp_path: Path, adam_run: Path) -> None:
     ckpt = adam_run / "checkpoints" / "last.ckpt"
     message = refusal(tmp_path, [f"ckpt_path={ckpt}", "model.hidden_sizes=[8,8]", "data.n_features=10"])
-    assert message.endswith("its net.0.weight has shape [8, 64], this run's model has [8, 10]: "
-                            "it was trained with data.n_samples=200 data.n_features=64")
+    assert message.endswith(
+        "its net.0.weight has shape [8, 64], this run's model has [8, 10]: "
+        "it was trained with data.n_samples=200 data.n_features=64"
+    )
 
 
 @pytest.mark.parametrize(
@@ -153,8 +163,10 @@ def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark(tmp_path: Path) -> 
         (["model.hidden_sizes=[0]"], "model.hidden_sizes=[0] is not valid"),
         (["ckpt_path=notes.txt"], "not a torch checkpoint"),
         (["ckpt_path={ckpt}"], "this run's model has [256, 64]: it was trained with model.hidden_sizes=[8, 8]"),
-        (["ckpt_path={ckpt}", "model.hidden_sizes=[8,8]", "optimizer=rmsprop"],
-         "it was trained with optimizer=adam (torch.optim.Adam), this run configures optimizer=rmsprop (torch.optim.RMSprop)"),
+        (
+            ["ckpt_path={ckpt}", "model.hidden_sizes=[8,8]", "optimizer=rmsprop"],
+            "it was trained with optimizer=adam (torch.optim.Adam), this run configures optimizer=rmsprop (torch.optim.RMSprop)",
+        ),
     ],
     ids=["seed", "width", "text-file", "shape", "optimizer"],
 )

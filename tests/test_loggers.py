@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compose_config, hparams_session, read_scalars, train_here
 
 from optlab.console import look_commands
 from optlab.results import read_result
+
+from conftest import compose_config, hparams_session, read_scalars, train_here
 
 SMALL = ["data.n_samples=400", "trainer.max_epochs=3", "trainer.log_every_n_steps=5"]
 

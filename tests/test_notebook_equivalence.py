@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from conftest import compose_config, read_scalars, train_here
 from notebook_reference import NOTEBOOK_ADAM_LOSSES, notebook_losses
 
@@ -22,9 +23,7 @@ def assert_close_to_notebook(ours: list[float], expected: list[float]) -> None:
     """1e-3 relative, or 2e-4 absolute for the smallest values (the notebook prints 4 decimals)."""
     assert len(ours) >= len(expected)
     for epoch, (value, target) in enumerate(zip(ours, expected), start=1):
-        assert abs(value - target) <= max(1e-3 * abs(target), 2e-4), (
-            f"epoch {epoch}: {value:.6f} vs {target:.6f}"
-        )
+        assert abs(value - target) <= max(1e-3 * abs(target), 2e-4), f"epoch {epoch}: {value:.6f} vs {target:.6f}"
 
 
 @pytest.fixture(scope="module")

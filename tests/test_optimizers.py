@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, compose_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+
+from conftest import CONFIG_DIR, compose_config
 
 NOTEBOOK_OPTIMIZERS = {
     "adam": (torch.optim.Adam, {"lr": 0.001}),

@@ -18,15 +18,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, hparams_session, job_dirs, read_scalars, run_train
 from hydra import compose, initialize_config_dir
 
-from optlab.runner import execute
-from optlab.train import train
+from optlab.config_checks import check_config
 from optlab.errors import ConfigError, UserError
 from optlab.history import read_history
 from optlab.results import read_result
-from optlab.config_checks import check_config
+from optlab.runner import execute
+from optlab.train import train
+
+from conftest import ROOT, hparams_session, job_dirs, read_scalars, run_train
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("own_experiment")
@@ -38,13 +39,15 @@ def readme_section(title: str) -> str:
     text = (ROOT / "README.md").read_text()
     start = text.index(f"## {title}\n")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end != -1 else None]
+    return text[start : end if end != -1 else None]
 
 
 def code_blocks(section: str) -> list[tuple[str, str]]:
     """``(language, code)`` of each fenced block, dedented as the list items indent them."""
-    return [(language, textwrap.dedent(code)) for _, language, code in
-            re.findall(r"^( *)```(\w+)\n(.*?)^\1```", section, flags=re.MULTILINE | re.DOTALL)]
+    return [
+        (language, textwrap.dedent(code))
+        for _, language, code in re.findall(r"^( *)```(\w+)\n(.*?)^\1```", section, flags=re.MULTILINE | re.DOTALL)
+    ]
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -80,7 +83,9 @@ def user_checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
 @pytest.fixture(scope="module")
 def user_run(user_checkout: tuple[Path, list[list[str]]]) -> tuple[Path, subprocess.CompletedProcess[str]]:
     work, (single, _) = user_checkout
-    result = run([sys.executable, "train.py", *single, *QUICK, "logger=many", "hydra.run.dir=run"], cwd=work)  # TensorBoard and CSV
+    result = run(
+        [sys.executable, "train.py", *single, *QUICK, "logger=many", "hydra.run.dir=run"], cwd=work
+    )  # TensorBoard and CSV
     assert result.returncode == 0, result.stderr[-3000:]
     return work / "run", result
 
@@ -111,18 +116,31 @@ def test_the_users_model_trains_with_what_its_data_module_knows(user_run: tuple[
     assert float(test_row["test/acc"]) == pytest.approx(outcome.metrics["test/acc"], rel=1e-6)
 
 
-def test_eval_and_resume_run_the_users_model(user_checkout: tuple[Path, list[list[str]]],
-                                             user_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_eval_and_resume_run_the_users_model(
+    user_checkout: tuple[Path, list[list[str]]], user_run: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
     work, (single, _) = user_checkout
     run_dir, _ = user_run
-    evaluated = run([sys.executable, "eval.py", *single, f"ckpt_path={run_dir}/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=work)
+    evaluated = run(
+        [sys.executable, "eval.py", *single, f"ckpt_path={run_dir}/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=work
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     trained, scored = read_result(run_dir), read_result(work / "eval")
     assert trained is not None and scored is not None
     assert scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
 
-    resumed = run([sys.executable, "train.py", *single, "trainer.max_epochs=3", "callbacks.progress_bar.refresh_rate=0",
-                   f"ckpt_path={run_dir}/checkpoints/last.ckpt", "hydra.run.dir=resumed"], cwd=work)
+    resumed = run(
+        [
+            sys.executable,
+            "train.py",
+            *single,
+            "trainer.max_epochs=3",
+            "callbacks.progress_bar.refresh_rate=0",
+            f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+            "hydra.run.dir=resumed",
+        ],
+        cwd=work,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     epochs = read_history(work / "resumed").values("epoch")
     assert set(epochs) >= {2} and min(epochs) == 2  # only the third epoch was trained
@@ -149,27 +167,45 @@ def test_a_three_optimizer_sweep_of_the_users_experiment(user_checkout: tuple[Pa
 def compose_in(work: Path, output_dir: Path, overrides: list[str]):  # noqa: ANN201
     """The config the user's ``train.py`` would get, from the user's own ``configs/``."""
     with initialize_config_dir(str(work / "configs"), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}",
-                                           "callbacks.progress_bar=null", *overrides])
+        return compose(
+            "train",
+            overrides=[
+                f"paths.output_dir={output_dir}",
+                f"paths.log_dir={output_dir}",
+                "callbacks.progress_bar=null",
+                *overrides,
+            ],
+        )
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["model=mydigits", "data=blobs"],
-         "model.num_classes=None is not valid: MulticlassMLP requires num_classes, which neither the model config sets "
-         "nor BlobDataModule has as an attribute: set model.num_classes=..., or give the data module an attribute num_classes"),
-        (["model=mydigits", "data=mydigits", "model.hidden_sizes=[32]", "ckpt_path={run}/checkpoints/last.ckpt"],
-         "ckpt_path='{run}/checkpoints/last.ckpt' is not valid: its net.0.weight has shape [256, 64], this run's model "
-         "has [32, 64]: it was trained with model.hidden_sizes=[256]"),
-        (["model=mydigits", "data=mydigits", "model._target_=myproject.digits.Missing"],
-         "model._target_='myproject.digits.Missing' is not valid"),
+        (
+            ["model=mydigits", "data=blobs"],
+            "model.num_classes=None is not valid: MulticlassMLP requires num_classes, which neither the model config sets "
+            "nor BlobDataModule has as an attribute: set model.num_classes=..., or give the data module an attribute num_classes",
+        ),
+        (
+            ["model=mydigits", "data=mydigits", "model.hidden_sizes=[32]", "ckpt_path={run}/checkpoints/last.ckpt"],
+            "ckpt_path='{run}/checkpoints/last.ckpt' is not valid: its net.0.weight has shape [256, 64], this run's model "
+            "has [32, 64]: it was trained with model.hidden_sizes=[256]",
+        ),
+        (
+            ["model=mydigits", "data=mydigits", "model._target_=myproject.digits.Missing"],
+            "model._target_='myproject.digits.Missing' is not valid",
+        ),
     ],
     ids=["data-lacks-an-attribute", "checkpoint-of-another-shape", "unknown-class"],
 )
-def test_what_does_not_fit_is_one_line(user_checkout: tuple[Path, list[list[str]]], user_run: tuple[Path, object],
-                                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path, overrides: list[str],
-                                       message: str) -> None:
+def test_what_does_not_fit_is_one_line(
+    user_checkout: tuple[Path, list[list[str]]],
+    user_run: tuple[Path, object],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    overrides: list[str],
+    message: str,
+) -> None:
     work, _ = user_checkout
     run_dir, _ = user_run
     monkeypatch.syspath_prepend(str(work))  # as train.py's own directory is on the path
@@ -180,11 +216,13 @@ def test_what_does_not_fit_is_one_line(user_checkout: tuple[Path, list[list[str]
     assert not (tmp_path / "checkpoints").exists()  # refused before training
 
 
-def test_a_module_without_what_lightning_needs_is_one_line(user_checkout: tuple[Path, list[list[str]]],
-                                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_module_without_what_lightning_needs_is_one_line(
+    user_checkout: tuple[Path, list[list[str]]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """A LightningModule with no configure_optimizers and no optimizer argument: Lightning's own complaint, on one line."""
     work, _ = user_checkout
-    (work / "myproject" / "unfinished.py").write_text(textwrap.dedent("""
+    (work / "myproject" / "unfinished.py").write_text(
+        textwrap.dedent("""
         import lightning as L
         import torch
 
@@ -197,10 +235,14 @@ def test_a_module_without_what_lightning_needs_is_one_line(user_checkout: tuple[
             def training_step(self, batch, batch_idx):
                 x, y = batch
                 return torch.nn.functional.cross_entropy(self.layer(x), y)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(work))
-    cfg = compose_in(work, tmp_path, ["data=mydigits", "model=mydigits", "model._target_=myproject.unfinished.Unfinished",
-                                      "~model.hidden_sizes"])
+    cfg = compose_in(
+        work,
+        tmp_path,
+        ["data=mydigits", "model=mydigits", "model._target_=myproject.unfinished.Unfinished", "~model.hidden_sizes"],
+    )
     with pytest.raises(UserError) as caught:
         execute(train, cfg, checks=check_config)
     assert str(caught.value).startswith("model (Unfinished): No `configure_optimizers()` method defined.")

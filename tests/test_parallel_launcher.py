@@ -13,20 +13,28 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, ROOT, compose_config, job_dirs, read_scalars, run_train, train_here
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
-from hydra_plugins.optlab_launcher.parallel_launcher import concurrent_jobs, target_modules
-from hydra_plugins.optlab_launcher._results import JobTraceback, portable
 
+from hydra_plugins.optlab_launcher._results import JobTraceback, portable
+from hydra_plugins.optlab_launcher.parallel_launcher import concurrent_jobs, target_modules
 from optlab.threads import available_cores
+
+from conftest import CONFIG_DIR, ROOT, compose_config, job_dirs, read_scalars, run_train, train_here
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("parallel_launcher")
 
 ALL_CORES = {"OMP_NUM_THREADS": ""}  # not this worker's share of the cores (conftest): the launcher divides them
-SWEEP = ["-m", "optimizer=sgd,rmsprop", "trainer.max_epochs=2", "data.n_samples=1000", "print_config=false",
-         "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]
+SWEEP = [
+    "-m",
+    "optimizer=sgd,rmsprop",
+    "trainer.max_epochs=2",
+    "data.n_samples=1000",
+    "print_config=false",
+    "callbacks.progress_bar=null",
+    "+trainer.enable_progress_bar=false",
+]
 
 
 def epoch_losses(sweep_dir: Path) -> list[list[tuple[int, float]]]:
@@ -54,8 +62,9 @@ def test_parallel_sweep_gives_the_sequential_numbers(
     SGD and RMSprop at the notebook's learning rates are chaotic: any rounding difference
     between one- and two-thread runs would show.
     """
-    result = run_train([*SWEEP, f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
-                       env=ALL_CORES)
+    result = run_train(
+        [*SWEEP, f"hydra/launcher={launcher}", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, env=ALL_CORES
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert epoch_losses(tmp_path / "sweep") == sequential_losses
     # The cores are shared among the jobs running at once: both jobs for parallel, one per
@@ -69,9 +78,18 @@ def test_parallel_sweep_gives_the_sequential_numbers(
 @pytest.mark.slow  # n_jobs=1: the thread split of the default layout is checked in the quick suite
 def test_one_job_at_a_time_gets_all_threads(tmp_path: Path) -> None:
     result = run_train(
-        ["-m", "optimizer=adam,sgd", "trainer.max_epochs=1", "data.n_samples=400", "callbacks.progress_bar=null",
-         "hydra/launcher=parallel", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, env=ALL_CORES,
+        [
+            "-m",
+            "optimizer=adam,sgd",
+            "trainer.max_epochs=1",
+            "data.n_samples=400",
+            "callbacks.progress_bar=null",
+            "hydra/launcher=parallel",
+            "hydra.launcher.n_jobs=1",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        env=ALL_CORES,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Launching 2 jobs, 1 at a time" in result.stderr + result.stdout
@@ -85,7 +103,9 @@ def test_bad_n_jobs_is_one_line_before_any_job(n_jobs: str, tmp_path: Path) -> N
     result = run_train(["-m", "optimizer=adam,sgd", "hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}"], cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1
-    assert f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for up to two per core" in output
+    assert (
+        f"hydra.launcher.n_jobs={n_jobs} is not valid: expected a positive number of jobs, or -1 for up to two per core" in output
+    )
     assert "Traceback" not in output
     assert not (tmp_path / "logs").exists()
 
@@ -117,14 +137,26 @@ def run_app(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess[str]
     """A tiny Hydra app on this template's configs, whose jobs fail or start processes on request."""
     (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(config_dir=str(CONFIG_DIR))))
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    return run_train(["-m", "hydra/launcher=parallel", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args],
-                     cwd=tmp_path, env=env, script=str(tmp_path / "app.py"))
+    return run_train(
+        ["-m", "hydra/launcher=parallel", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args],
+        cwd=tmp_path,
+        env=env,
+        script=str(tmp_path / "app.py"),
+    )
 
 
 def test_batches_reuse_one_zygote_and_jobs_may_start_processes(tmp_path: Path) -> None:
     # Two batches (as Optuna launches them), at most two jobs at once.
-    result = run_app(tmp_path, ["+action=child", "+n=1,2,3", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=2",
-                                "~hydra.callbacks.sweep_report"])  # the app writes no result.json to report
+    result = run_app(
+        tmp_path,
+        [
+            "+action=child",
+            "+n=1,2,3",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.max_batch_size=2",
+            "~hydra.callbacks.sweep_report",
+        ],
+    )  # the app writes no result.json to report
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "Launching 2 jobs, 2 at a time" in output and "Launching 1 jobs, 1 at a time" in output
@@ -157,7 +189,7 @@ def test_results_that_cannot_travel_are_replaced_not_lost() -> None:
     failed.return_value = NeedsTwoArguments("lr", "too large")  # pickles, but cannot be rebuilt
     received = pickle.loads(pickle.dumps(portable(failed)))
     with pytest.raises(RuntimeError, match="NeedsTwoArguments") as raised:
-        received.return_value
+        _ = received.return_value
     assert isinstance(raised.value.__cause__, JobTraceback)
 
     done = JobReturn(overrides=["x=2"], status=JobStatus.COMPLETED)
@@ -169,13 +201,21 @@ def test_the_zygote_preloads_every_configured_target() -> None:
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["data=breast_cancer", "scheduler=cosine"], return_hydra_config=True)
     modules = target_modules(cfg)
-    assert {"experiment.tabular", "experiment.model", "torch.optim", "torch.optim.lr_scheduler", "lightning.pytorch",
-            "lightning.pytorch.loggers", "optlab.callbacks"} <= set(modules)
+    assert {
+        "experiment.tabular",
+        "experiment.model",
+        "torch.optim",
+        "torch.optim.lr_scheduler",
+        "lightning.pytorch",
+        "lightning.pytorch.loggers",
+        "optlab.callbacks",
+    } <= set(modules)
     assert not any(module.startswith("hydra") for module in modules)  # the launcher's own config is not the task's
 
 
-@pytest.mark.parametrize(("n_jobs", "sweep_jobs", "cores", "at_once"),
-                         [(-1, 3, 2, 3), (-1, 100, 16, 32), (2, 3, 2, 2), (8, 3, 2, 3), (-1, 1, 2, 1)])
+@pytest.mark.parametrize(
+    ("n_jobs", "sweep_jobs", "cores", "at_once"), [(-1, 3, 2, 3), (-1, 100, 16, 32), (2, 3, 2, 2), (8, 3, 2, 3), (-1, 1, 2, 1)]
+)
 def test_jobs_at_once(n_jobs: int, sweep_jobs: int, cores: int, at_once: int) -> None:
     assert concurrent_jobs(n_jobs, sweep_jobs, cores) == at_once
 
@@ -189,10 +229,25 @@ def test_jobs_at_once(n_jobs: int, sweep_jobs: int, cores: int, at_once: int) ->
 def test_a_stopped_sweep_leaves_every_job_a_resumable_checkpoint(tmp_path: Path, deliver: str, signum: int) -> None:
     """Ctrl+C in a terminal signals the launcher's process group; an IDE or a scheduler may signal the launcher alone."""
     sweep_dir = tmp_path / "sweep"
-    command = [sys.executable, str(ROOT / "train.py"), "-m", "optimizer=adam,sgd,rmsprop", "trainer.max_epochs=200",
-               "callbacks.progress_bar=null", "hydra/launcher=parallel", f"hydra.sweep.dir={sweep_dir}"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "optimizer=adam,sgd,rmsprop",
+        "trainer.max_epochs=200",
+        "callbacks.progress_bar=null",
+        "hydra/launcher=parallel",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while len(list(sweep_dir.glob("*/checkpoints/last.ckpt"))) < 3:  # every job has finished its first epoch
         assert time.monotonic() < deadline and process.poll() is None, "the jobs never finished an epoch"
@@ -211,8 +266,12 @@ def test_a_stopped_sweep_leaves_every_job_a_resumable_checkpoint(tmp_path: Path,
         assert checkpoint["global_step"] > 250, job.name  # saved at the interrupt, not at epoch 1's end
 
 
-REPLICAS_SWEEP = [*(a for a in SWEEP if not a.startswith(("trainer.max_epochs", "data.n_samples"))),
-                  "replicas=2", "data.n_samples=400", "trainer.max_epochs=1"]
+REPLICAS_SWEEP = [
+    *(a for a in SWEEP if not a.startswith(("trainer.max_epochs", "data.n_samples"))),
+    "replicas=2",
+    "data.n_samples=400",
+    "trainer.max_epochs=1",
+]
 
 
 def replica_losses(launcher: str, work: Path) -> list[list[tuple[int, float]]]:
@@ -229,8 +288,11 @@ def sequential_replica_losses(tmp_path_factory: pytest.TempPathFactory) -> list[
     """The same two runs, one after the other in this process (train.py's task, without a launcher)."""
     work, losses = tmp_path_factory.mktemp("replicas"), []
     for optimizer in ("sgd", "rmsprop"):
-        train_here(compose_config(work / optimizer, [f"optimizer={optimizer}", "replicas=2", "data.n_samples=400",
-                                                     "trainer.max_epochs=1"]))
+        train_here(
+            compose_config(
+                work / optimizer, [f"optimizer={optimizer}", "replicas=2", "data.n_samples=400", "trainer.max_epochs=1"]
+            )
+        )
         losses += [read_scalars(work / optimizer / f"replica_{k:02d}")["train/loss_epoch"] for k in range(2)]
     return losses
 

@@ -10,15 +10,15 @@ import itertools
 import sys
 
 import pytest
-from conftest import CONFIG_DIR, ROOT
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-
 from omegaconf import OmegaConf
 
 from optlab.building import build_trainer
-from optlab.errors import UserError
 from optlab.config_checks import check_config
+from optlab.errors import UserError
+
+from conftest import CONFIG_DIR, ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from check_readme_commands import PLACEHOLDER, needs_missing_hardware, readme_commands  # noqa: E402
@@ -32,8 +32,9 @@ def jobs(arguments: list[str]) -> list[list[str]]:
     overrides = [a for a in arguments if not a.startswith("-") and a != "job" and PLACEHOLDER not in a]
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices = [list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.input_line] for o in parsed]
-    choices = [[f"{o.get_key_element()}={v}" for v in values] if o.is_sweep_override() else values
-               for o, values in zip(parsed, choices)]
+    choices = [
+        [f"{o.get_key_element()}={v}" for v in values] if o.is_sweep_override() else values for o, values in zip(parsed, choices)
+    ]
     return [list(job) for job in itertools.product(*choices)]
 
 
@@ -52,5 +53,7 @@ def test_a_readme_command_composes_and_passes_the_checks(arguments: list[str]) -
         check_config(cfg)
         if missing in ("a CUDA GPU", "Apple MPS"):  # Lightning refuses the accelerator when the Trainer is built
             flags = {key: value for key, value in OmegaConf.to_container(cfg.trainer).items() if key != "default_root_dir"}
-            with pytest.raises(UserError, match=r"^trainer.accelerator=.* is not valid: .* not available|^trainer \(accelerator="):
+            with pytest.raises(
+                UserError, match=r"^trainer.accelerator=.* is not valid: .* not available|^trainer \(accelerator="
+            ):
                 build_trainer(OmegaConf.create(flags), logger=False)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, compose_config, read_scalars, run_train, train_here
 
 from optlab.errors import ConfigError, NumericalError
+
+from conftest import ROOT, compose_config, read_scalars, run_train, train_here
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("reliability")
@@ -33,7 +34,13 @@ def test_divergence_stops_with_epoch_step_and_cause(tmp_path: Path) -> None:
 
 
 def test_a_sweep_survives_a_bad_job(tmp_path: Path) -> None:
-    args = ["-m", "data.batch_size=16,0,32", "trainer.max_epochs=1", "data.n_samples=400", "callbacks.progress_bar.refresh_rate=0"]
+    args = [
+        "-m",
+        "data.batch_size=16,0,32",
+        "trainer.max_epochs=1",
+        "data.n_samples=400",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
     result = run_train(args, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1  # the sweep reports that a job failed
@@ -73,7 +80,9 @@ def test_resuming_gives_bitwise_the_same_run(tmp_path: Path) -> None:
 def test_resuming_a_finished_run_still_reports_its_metrics(tmp_path: Path) -> None:
     train_here(compose_config(tmp_path / "done", [*SMALL, "trainer.max_epochs=2"]))
     ckpt = tmp_path / "done" / "checkpoints" / "last.ckpt"
-    value = train_here(compose_config(tmp_path / "again", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={ckpt}"])).metrics["val/loss"]
+    value = train_here(compose_config(tmp_path / "again", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={ckpt}"])).metrics[
+        "val/loss"
+    ]
     assert value == read_scalars(tmp_path / "done")["val/loss"][-1][1]
 
 
@@ -94,19 +103,29 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
     checkpoint["callback"] = print  # any pickled callable would run code on load
     evil = tmp_path / "evil.ckpt"
     torch.save(checkpoint, evil)
-    with pytest.raises(ConfigError, match=r"ckpt_path=.*evil.ckpt' is not valid: refused: it holds a pickled Python object \(print\) that this run's config does not name; "
-                       "loading it could run arbitrary code. If you trust the file, add trust_checkpoint=true$") as caught:
+    with pytest.raises(
+        ConfigError,
+        match=r"ckpt_path=.*evil.ckpt' is not valid: refused: it holds a pickled Python object \(print\) "
+        r"that this run's config does not name; "
+        "loading it could run arbitrary code. If you trust the file, add trust_checkpoint=true$",
+    ) as caught:
         train_here(compose_config(tmp_path / "resume", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}"]))
     assert "(print)" in str(caught.value)
     assert not (tmp_path / "resume" / "checkpoints").exists()
     # The opt-in the message names loads a file the user trusts.
-    trusted = train_here(compose_config(tmp_path / "trusted", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}",
-                                                               "trust_checkpoint=true"]))
+    trusted = train_here(
+        compose_config(tmp_path / "trusted", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}", "trust_checkpoint=true"])
+    )
     assert trusted.status == "ok" and trusted.epochs == 2
 
 
-SIGNAL_RUN = ["data.n_samples=1000", "trainer.max_epochs=2", "print_config=false", "callbacks.progress_bar.refresh_rate=0",
-              "trainer.enable_model_summary=false"]  # 50 steps an epoch
+SIGNAL_RUN = [
+    "data.n_samples=1000",
+    "trainer.max_epochs=2",
+    "print_config=false",
+    "callbacks.progress_bar.refresh_rate=0",
+    "trainer.enable_model_summary=false",
+]  # 50 steps an epoch
 
 
 def run_with_tests_on_path(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -130,8 +149,11 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_that_resumes_bitwise(
     tmp_path: Path, uninterrupted: Path, signum: str, saved_at: int
 ) -> None:
     stopped, resumed = tmp_path / "stopped", tmp_path / "resumed"
-    signal_at = ["+callbacks.signal._target_=signal_at_step.SignalAtStep", "+callbacks.signal.step=70",
-                 f"+callbacks.signal.signum={signum}"]
+    signal_at = [
+        "+callbacks.signal._target_=signal_at_step.SignalAtStep",
+        "+callbacks.signal.step=70",
+        f"+callbacks.signal.signum={signum}",
+    ]
     result = run_with_tests_on_path([f"hydra.run.dir={stopped}", *SIGNAL_RUN, *signal_at], cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output[-2000:]
@@ -139,8 +161,9 @@ def test_a_signal_mid_epoch_saves_a_checkpoint_that_resumes_bitwise(
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, saved_at)
     assert f"ckpt_path={stopped / 'checkpoints' / 'last.ckpt'}" in output or signum == "SIGINT"
 
-    result = run_train([f"hydra.run.dir={resumed}", *SIGNAL_RUN, f"ckpt_path={stopped / 'checkpoints' / 'last.ckpt'}"],
-                       cwd=tmp_path)
+    result = run_train(
+        [f"hydra.run.dir={resumed}", *SIGNAL_RUN, f"ckpt_path={stopped / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     expected, actual = state_dict(uninterrupted), state_dict(resumed)
     assert expected.keys() == actual.keys()

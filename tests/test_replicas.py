@@ -11,11 +11,12 @@ import pytest
 import torch
 from scipy import stats
 
-from conftest import compose_config, hparams_session, read_scalars, run_train, train_here
-from optlab.errors import ConfigError, UserError
 from experiment.digits import MulticlassMLP
 from experiment.model import BinaryClassifier
+from optlab.errors import ConfigError, UserError
 from optlab.replicas.module import Replicas
+
+from conftest import compose_config, hparams_session, read_scalars, run_train, train_here
 
 SMALL = ["data.n_samples=1000", "trainer.max_epochs=2", "trainer.log_every_n_steps=5"]  # 50 steps an epoch
 SEED = 2020
@@ -39,10 +40,18 @@ def test_replica_k_starts_from_the_weights_of_the_single_run_with_seed_plus_k() 
     replicas = Replicas(models, seeds=[7, 8], optimizer=torch.optim.Adam)
     for k, seed in enumerate((7, 8)):
         torch.manual_seed(seed)  # the notebook's network, drawn in plain torch
-        reference = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 1024),
-                                        torch.nn.ReLU(), torch.nn.Linear(1024, 1), torch.nn.Sigmoid())
+        reference = torch.nn.Sequential(
+            torch.nn.Linear(64, 256),
+            torch.nn.ReLU(),
+            torch.nn.Linear(256, 1024),
+            torch.nn.ReLU(),
+            torch.nn.Linear(1024, 1),
+            torch.nn.Sigmoid(),
+        )
         for name, expected in reference.state_dict().items():
-            assert torch.equal(getattr(replicas.replicas[k].net.get_submodule(name.split(".")[0]), name.split(".")[1]), expected), name
+            assert torch.equal(
+                getattr(replicas.replicas[k].net.get_submodule(name.split(".")[0]), name.split(".")[1]), expected
+            ), name
 
 
 def test_each_replica_logs_the_epoch_losses_of_the_single_run_with_its_seed(runs: dict[str, Path]) -> None:
@@ -86,19 +95,34 @@ def test_a_replicas_run_resumes_bitwise(tmp_path: Path) -> None:
     assert straight.keys() == resumed.keys() and any(name.startswith("stacked.") for name in straight)
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
     for k in range(2):
-        ours, theirs = read_scalars(tmp_path / "straight" / f"replica_{k:02d}"), read_scalars(tmp_path / "resumed" / f"replica_{k:02d}")
+        ours, theirs = (
+            read_scalars(tmp_path / "straight" / f"replica_{k:02d}"),
+            read_scalars(tmp_path / "resumed" / f"replica_{k:02d}"),
+        )
         assert theirs["train/loss_epoch"] == ours["train/loss_epoch"][1:]
         assert theirs["test/acc"] == ours["test/acc"]
 
 
-@pytest.mark.parametrize(("overrides", "error", "message"), [
-    (["trainer.gradient_clip_val=1.0"], ConfigError,
-     "trainer.gradient_clip_val=1.0 is not valid: replicas=2: the gradient norm would be one norm over all replicas"),
-    (["optimizer._target_=torch.optim.LBFGS", "~optimizer.fused"], ConfigError,
-     "optimizer._target_='LBFGS' is not valid: replicas=2 needs an element-wise torch optimizer"),
-    (["+scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau", "+scheduler._partial_=true"], ConfigError,
-     "scheduler._target_='ReduceLROnPlateau' is not valid"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (
+            ["trainer.gradient_clip_val=1.0"],
+            ConfigError,
+            "trainer.gradient_clip_val=1.0 is not valid: replicas=2: the gradient norm would be one norm over all replicas",
+        ),
+        (
+            ["optimizer._target_=torch.optim.LBFGS", "~optimizer.fused"],
+            ConfigError,
+            "optimizer._target_='LBFGS' is not valid: replicas=2 needs an element-wise torch optimizer",
+        ),
+        (
+            ["+scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau", "+scheduler._partial_=true"],
+            ConfigError,
+            "scheduler._target_='ReduceLROnPlateau' is not valid",
+        ),
+    ],
+)
 def test_what_couples_replicas_is_refused_in_one_line(tmp_path: Path, overrides: list[str], error: type, message: str) -> None:
     with pytest.raises(error) as caught:
         train_here(compose_config(tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2", *overrides]))
@@ -107,14 +131,21 @@ def test_what_couples_replicas_is_refused_in_one_line(tmp_path: Path, overrides:
 
 def test_a_model_without_model_step_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"^replicas=2: Unstepped has no model_step\(batch\) to vectorise"):
-        train_here(compose_config(tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2",
-                                             "model._target_=test_replicas.Unstepped"]))
+        train_here(
+            compose_config(
+                tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2", "model._target_=test_replicas.Unstepped"]
+            )
+        )
 
 
 def test_a_model_that_builds_its_own_optimizer_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"^replicas=2: OwnOptimizer takes no optimizer argument"):
-        train_here(compose_config(tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2",
-                                             "model._target_=test_replicas.OwnOptimizer"]))
+        train_here(
+            compose_config(
+                tmp_path,
+                ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2", "model._target_=test_replicas.OwnOptimizer"],
+            )
+        )
 
 
 class OwnOptimizer(BinaryClassifier):
@@ -126,8 +157,11 @@ class OwnOptimizer(BinaryClassifier):
 
 def test_a_hook_replicas_do_not_run_per_replica_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"^replicas=2: BatchHooked overrides on_train_batch_end, which replicas do not run"):
-        train_here(compose_config(tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2",
-                                             "model._target_=test_replicas.BatchHooked"]))
+        train_here(
+            compose_config(
+                tmp_path, ["data.n_samples=400", "trainer.max_epochs=1", "replicas=2", "model._target_=test_replicas.BatchHooked"]
+            )
+        )
 
 
 class BatchHooked(BinaryClassifier):
@@ -148,8 +182,20 @@ def test_replicas_must_be_a_whole_number(tmp_path: Path) -> None:
 
 def test_a_sweep_counts_replicas_and_seed_jobs_alike_with_their_uncertainty(tmp_path: Path) -> None:
     """Two optimizers x (seeds 0-1 from replicas of one job, seeds 2-3 from another): four seeds per optimizer."""
-    result = run_train(["-m", "optimizer=adam,sgd", "seed=0,2", "replicas=2", "data.n_samples=400", "trainer.max_epochs=2",
-                        "callbacks.progress_bar.refresh_rate=0", "hydra.sweep.dir=sweep"], cwd=tmp_path, timeout=400)
+    result = run_train(
+        [
+            "-m",
+            "optimizer=adam,sgd",
+            "seed=0,2",
+            "replicas=2",
+            "data.n_samples=400",
+            "trainer.max_epochs=2",
+            "callbacks.progress_bar.refresh_rate=0",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=tmp_path,
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     sweep = tmp_path / "sweep"
     finals: dict[str, list[float]] = {"adam": [], "sgd": []}
@@ -177,16 +223,25 @@ def test_a_sweep_counts_replicas_and_seed_jobs_alike_with_their_uncertainty(tmp_
 def test_eval_scores_every_replica_of_a_replicas_checkpoint(runs: dict[str, Path], tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
 
-    from conftest import CONFIG_DIR
     from optlab.config_checks import check_evaluation_config
     from optlab.evaluate import evaluate
     from optlab.runner import execute
 
+    from conftest import CONFIG_DIR
+
     checkpoint = runs["replicas"] / "checkpoints" / "last.ckpt"
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         # Run in-process, the training run left no .hydra/ config beside its checkpoint: the settings are passed.
-        cfg = compose("eval", overrides=[f"ckpt_path={checkpoint}", f"paths.output_dir={tmp_path}", f"paths.log_dir={tmp_path}",
-                                         "data.n_samples=1000", "replicas=3"])
+        cfg = compose(
+            "eval",
+            overrides=[
+                f"ckpt_path={checkpoint}",
+                f"paths.output_dir={tmp_path}",
+                f"paths.log_dir={tmp_path}",
+                "data.n_samples=1000",
+                "replicas=3",
+            ],
+        )
     result = execute(evaluate, cfg, checks=check_evaluation_config)
     logged = read_scalars(tmp_path)
     trained = [json.loads((runs["replicas"] / f"replica_{k:02d}" / "result.json").read_text())["metrics"] for k in range(3)]
@@ -197,11 +252,14 @@ def test_eval_scores_every_replica_of_a_replicas_checkpoint(runs: dict[str, Path
 
 
 def test_replicas_log_per_step_values_at_the_steps_a_single_run_does(tmp_path: Path) -> None:
-    """Replicas skip the per-step values no logger would see; with gradient accumulation the steps logged are still the single run's."""
+    """Replicas skip per-step values no logger would see; with gradient accumulation the steps logged are the single run's."""
     args = ["data.n_samples=1000", "trainer.max_epochs=1", "trainer.accumulate_grad_batches=3", "trainer.log_every_n_steps=4"]
     train_here(compose_config(tmp_path / "single", args))
     train_here(compose_config(tmp_path / "replicas", [*args, "replicas=2"]))
-    single, replica = read_scalars(tmp_path / "single")["train/loss_step"], read_scalars(tmp_path / "replicas" / "replica_00")["train/loss_step"]
+    single, replica = (
+        read_scalars(tmp_path / "single")["train/loss_step"],
+        read_scalars(tmp_path / "replicas" / "replica_00")["train/loss_step"],
+    )
     assert len(single) == 4 and [step for step, _ in replica] == [step for step, _ in single]
     assert [value for _, value in replica] == pytest.approx([value for _, value in single], rel=1e-4)
 
@@ -220,9 +278,20 @@ class DigitsLoggingMore(MulticlassMLP):
 
 def test_metric_objects_keep_lightnings_names_and_each_stage_its_own_means(tmp_path: Path) -> None:
     """Non-fused RMSprop, validation twice an epoch, an accuracy object logged per step and per epoch."""
-    train_here(compose_config(tmp_path, ["data=digits", "model=mlp_multiclass", "model._target_=test_replicas.DigitsLoggingMore",
-                                         "optimizer=rmsprop", "trainer.max_epochs=1", "trainer.val_check_interval=0.5",
-                                         "replicas=2"]))
+    train_here(
+        compose_config(
+            tmp_path,
+            [
+                "data=digits",
+                "model=mlp_multiclass",
+                "model._target_=test_replicas.DigitsLoggingMore",
+                "optimizer=rmsprop",
+                "trainer.max_epochs=1",
+                "trainer.val_check_interval=0.5",
+                "replicas=2",
+            ],
+        )
+    )
     run = read_scalars(tmp_path)
     replicas = [read_scalars(tmp_path / f"replica_{k:02d}") for k in range(2)]
     assert len(run["val/loss"]) == 2 and "train/acc" not in run  # Lightning's names: train/acc_step, train/acc_epoch

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
-from conftest import hparams_session, job_dirs, job_overrides, read_scalars, run_train
-from notebook_reference import notebook_losses
 
 from optlab.report.tables import build_report
 from optlab.results import RunResult, write_result
+
+from conftest import hparams_session, job_dirs, job_overrides, read_scalars, run_train
+from notebook_reference import notebook_losses
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
 pytestmark = pytest.mark.xdist_group("report")
@@ -41,7 +42,13 @@ def only_sweep(tmp_path: Path) -> Path:
     return sweep_dir
 
 
-SWEEP = ["-m", "optimizer=adam,sgd,rmsprop", "trainer.max_epochs=2", "data.n_samples=1000", "callbacks.progress_bar.refresh_rate=0"]
+SWEEP = [
+    "-m",
+    "optimizer=adam,sgd,rmsprop",
+    "trainer.max_epochs=2",
+    "data.n_samples=1000",
+    "callbacks.progress_bar.refresh_rate=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,15 @@ def test_a_sweep_runs_one_job_per_optimizer(three_optimizer_sweep: tuple[subproc
     _, sweep_dir = three_optimizer_sweep
     jobs = job_dirs(sweep_dir)
     assert [job_overrides(job) for job in jobs] == [
-        (number, {"optimizer": optimizer, "trainer.max_epochs": "2", "data.n_samples": "1000",
-                  "callbacks.progress_bar.refresh_rate": "0"})
+        (
+            number,
+            {
+                "optimizer": optimizer,
+                "trainer.max_epochs": "2",
+                "data.n_samples": "1000",
+                "callbacks.progress_bar.refresh_rate": "0",
+            },
+        )
         for number, optimizer in enumerate(["adam", "sgd", "rmsprop"])
     ]
     for job in jobs:
@@ -81,7 +95,9 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
     for row in rows:
         scalars = {tag: [value for _, value in points] for tag, points in read_scalars(sweep_dir / row["job"]).items()}
         assert row["status"] == "ok" and row["error"] == ""
-        assert float(row["train/loss_epoch"]) == pytest.approx(scalars["train/loss_epoch"][-1], rel=1e-6)  # the event files, in float32
+        assert float(row["train/loss_epoch"]) == pytest.approx(
+            scalars["train/loss_epoch"][-1], rel=1e-6
+        )  # the event files, in float32
         assert float(row["best val/loss"]) == pytest.approx(min(scalars["val/loss"]), rel=1e-6)  # the event files, in float32
         assert float(row["val/acc"]) == pytest.approx(scalars["val/acc"][-1], rel=1e-6)  # the event files, in float32
         assert float(row["test/acc"]) == pytest.approx(scalars["test/acc"][-1], rel=1e-6)  # the event files, in float32
@@ -103,11 +119,25 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
     assert closing[0] == f"sweep {sweep}: 3 jobs, 3 ok, 0 failed. Best first by val/loss (lower is better)."
     # The columns are the metrics the jobs logged, optimized_metric first, then validation, test and training
     # ones, then the best of optimized_metric.
-    assert closing[1].split() == ["job", "overrides", "status", "val/loss", "val/acc", "test/loss", "test/acc",
-                                  "train/loss_epoch", "best", "val/loss", "fit_seconds"]
+    assert closing[1].split() == [
+        "job",
+        "overrides",
+        "status",
+        "val/loss",
+        "val/acc",
+        "test/loss",
+        "test/acc",
+        "train/loss_epoch",
+        "best",
+        "val/loss",
+        "fit_seconds",
+    ]
     assert [line.split()[0] for line in closing[2:5]] == ranked
-    assert closing[-3:] == [f"plot      {sweep}/comparison.png", f"table     {sweep}/summary.md (all columns: summary.csv, statistics: groups.csv)",
-                            f"look      tensorboard --logdir {sweep}"]
+    assert closing[-3:] == [
+        f"plot      {sweep}/comparison.png",
+        f"table     {sweep}/summary.md (all columns: summary.csv, statistics: groups.csv)",
+        f"look      tensorboard --logdir {sweep}",
+    ]
 
 
 def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
@@ -120,7 +150,7 @@ def test_a_failed_job_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     assert float(rows["2"]["test/acc"]) > 0.5 and int(rows["2"]["epochs"]) == 2
     assert "| failed |" in (only_sweep(tmp_path) / "summary.md").read_text()
     # The console's table lists the failed job with its reason, below the jobs that finished.
-    table = result.stdout[result.stdout.index("sweep logs/multiruns/"):]
+    table = result.stdout[result.stdout.index("sweep logs/multiruns/") :]
     failed_row = next(line for line in table.splitlines() if line.startswith("1 "))
     assert "failed" in failed_row and failed_row.endswith("optimizer.lr=-1 is not valid: expected a finite number >= 0")
 
@@ -137,7 +167,9 @@ def write_hydra_files(run_dir: Path, overrides: list[str]) -> None:
     (run_dir / ".hydra" / "config.yaml").write_text("optimized_metric: val/loss\noptimized_direction: minimize\n")
 
 
-def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True) -> None:
+def write_job(
+    sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True
+) -> None:
     """A job directory as Hydra and train.py leave it."""
     job_dir = sweep_dir / f"{number}_{','.join(overrides)}"
     write_hydra_files(job_dir, overrides)
@@ -146,8 +178,15 @@ def write_job(sweep_dir: Path, number: int, overrides: list[str], train_loss: li
         records.append({"step": epoch, "stage": "validate", "val/loss": loss * 2, "val/acc": acc, "epoch": epoch})
         records.append({"step": epoch, "stage": "train", "train/loss_epoch": loss, "epoch": epoch})
     if result:
-        records.append({"step": len(train_loss), "stage": "test", "test/acc": val_acc[-1], "test/loss": train_loss[-1] * 2,
-                        "epoch": len(train_loss)})
+        records.append(
+            {
+                "step": len(train_loss),
+                "stage": "test",
+                "test/acc": val_acc[-1],
+                "test/loss": train_loss[-1] * 2,
+                "epoch": len(train_loss),
+            }
+        )
     write_records(job_dir, records)
     if result:
         write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=len(train_loss)))
@@ -185,7 +224,9 @@ def test_jobs_that_differ_only_by_seed_carry_their_mean_spread_interval_and_welc
         rows = {(row["configuration"], row["column"]): row for row in csv.DictReader(stream)}
     a = rows[("optimizer=a", "val/loss")]
     assert float(a["mean"]) == statistics.fmean(val_losses["a"]) and float(a["std"]) == statistics.stdev(val_losses["a"])
-    assert float(a["p_vs_best"]) == pytest.approx(welch.pvalue, rel=1e-12) and rows[("optimizer=b", "val/loss")]["p_vs_best"] == ""
+    assert (
+        float(a["p_vs_best"]) == pytest.approx(welch.pvalue, rel=1e-12) and rows[("optimizer=b", "val/loss")]["p_vs_best"] == ""
+    )
     assert png_size(tmp_path / "comparison.png") == (1800, 480)
 
 
@@ -196,10 +237,15 @@ def write_replicated_run(sweep_dir: Path, number: int, overrides: list[str], see
     write_result(run_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=2))
     for replica, (seed, final) in enumerate(zip(seeds, finals)):
         replica_dir = run_dir / f"replica_{replica:02d}"
-        write_records(replica_dir, [
-            {"step": 0, "stage": "validate", "val/loss": 1.0, "epoch": 0}, {"step": 0, "stage": "train", "train/loss_epoch": 1.0, "epoch": 0},
-            {"step": 1, "stage": "validate", "val/loss": final, "epoch": 1}, {"step": 1, "stage": "train", "train/loss_epoch": final / 2, "epoch": 1},
-        ])
+        write_records(
+            replica_dir,
+            [
+                {"step": 0, "stage": "validate", "val/loss": 1.0, "epoch": 0},
+                {"step": 0, "stage": "train", "train/loss_epoch": 1.0, "epoch": 0},
+                {"step": 1, "stage": "validate", "val/loss": final, "epoch": 1},
+                {"step": 1, "stage": "train", "train/loss_epoch": final / 2, "epoch": 1},
+            ],
+        )
         write_result(replica_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=2))
         (replica_dir / "replica.json").write_text(json.dumps({"replica": replica, "seed": seed}))
 
@@ -210,7 +256,8 @@ def test_replicas_and_seed_jobs_are_seeds_alike(tmp_path: Path) -> None:
     write_job(tmp_path, 2, ["optimizer=b", "seed=3"], [1.0, 0.065], [0.8, 0.9])  # val/loss 0.13, a fourth seed of b
     jobs = build_report(tmp_path)
     assert [(job.name, job.overrides.get("seed")) for job in jobs][:3] == [
-        (f"0_optimizer=a,replicas=3/replica_0{k}", str(k)) for k in range(3)]
+        (f"0_optimizer=a,replicas=3/replica_0{k}", str(k)) for k in range(3)
+    ]
     markdown = (tmp_path / "summary.md").read_text()
     b = group_row(markdown, "optimizer=b")
     assert b[1] == "4" and b[2] == fmt(np.mean([0.1, 0.12, 0.11, 0.13]))

@@ -10,20 +10,24 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import compose_config, read_scalars, run_train, train_here
+from omegaconf import OmegaConf
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from experiment.tabular import BreastCancerDataModule, CsvDataModule
-from omegaconf import OmegaConf
-
-from optlab.errors import InvalidArgument
-from optlab.errors import ConfigError
-from optlab.results import read_result
 from optlab.building import build
+from optlab.errors import ConfigError, InvalidArgument
+from optlab.results import read_result
 
-QUICK = ["trainer.max_epochs=1", "data.n_samples=400", "print_config=false", "callbacks.progress_bar=null",
-         "+trainer.enable_progress_bar=false"]
+from conftest import compose_config, read_scalars, run_train, train_here
+
+QUICK = [
+    "trainer.max_epochs=1",
+    "data.n_samples=400",
+    "print_config=false",
+    "callbacks.progress_bar=null",
+    "+trainer.enable_progress_bar=false",
+]
 
 
 def test_breast_cancer_split_is_stratified_and_standardised_on_training_rows_only() -> None:
@@ -62,8 +66,11 @@ def blobs_csv(path: Path, n: int = 300) -> Path:
 
 def test_csv_data_trains_with_input_size_from_the_file(tmp_path: Path) -> None:
     data = blobs_csv(tmp_path / "blobs.csv")
-    train_here(compose_config(tmp_path / "run", ["data=csv", f"data.path={data}", "data.target=label", "trainer.max_epochs=3",
-                                            "print_config=false"]))
+    train_here(
+        compose_config(
+            tmp_path / "run", ["data=csv", f"data.path={data}", "data.target=label", "trainer.max_epochs=3", "print_config=false"]
+        )
+    )
     result = read_result(tmp_path / "run")
     assert result is not None and result.metrics["test/acc"] > 0.9
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -180,9 +187,20 @@ def test_debug_configs_schedulers_early_stopping_and_csv_logger(tmp_path: Path) 
     assert scheduler_state["_last_lr"][0] == pytest.approx(0.001 * (1 + math.cos(math.pi * 3 / 3)) / 2, abs=1e-12)
 
     stopped = tmp_path / "stopped"
-    train_here(compose_config(stopped, ["callbacks=early_stopping", "callbacks.early_stopping.patience=1", "callbacks.progress_bar=null",
-                                   "callbacks.early_stopping.min_delta=10", "trainer.max_epochs=10", "data.n_samples=400",
-                                   "print_config=false"]))
+    train_here(
+        compose_config(
+            stopped,
+            [
+                "callbacks=early_stopping",
+                "callbacks.early_stopping.patience=1",
+                "callbacks.progress_bar=null",
+                "callbacks.early_stopping.min_delta=10",
+                "trainer.max_epochs=10",
+                "data.n_samples=400",
+                "print_config=false",
+            ],
+        )
+    )
     assert len(read_scalars(stopped)["val/loss"]) == 2  # no epoch improves val/loss by 10: stop after patience
 
     csv_run = tmp_path / "csv"

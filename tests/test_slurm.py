@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import ROOT, job_dirs, read_scalars, run_train
 
 
@@ -34,8 +35,9 @@ def slurm_answers() -> bool:
 def sacct_answers() -> bool:
     """Whether this cluster keeps accounting: without it sacct says "Slurm accounting storage is disabled"."""
     try:
-        done = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now"], capture_output=True, text=True, timeout=10,
-                              check=False)
+        done = subprocess.run(
+            ["sacct", "-n", "-X", "-o", "JobID", "-S", "now"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -47,10 +49,15 @@ pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(not SLURM, reason="no SLURM answers here: start one with bash scripts/slurm/start_cluster.sh (root)"),
 ]
-needs_sacct = pytest.mark.skipif(not ACCOUNTING, reason="this SLURM keeps no accounting: sacct answers nothing "
-                                 "(bash scripts/slurm/start_cluster.sh starts one with accounting)")
-needs_no_accounting = pytest.mark.skipif(ACCOUNTING, reason="this SLURM keeps accounting; the test is for one without "
-                                         "(SLURM_ACCOUNTING=none bash scripts/slurm/start_cluster.sh)")
+needs_sacct = pytest.mark.skipif(
+    not ACCOUNTING,
+    reason="this SLURM keeps no accounting: sacct answers nothing "
+    "(bash scripts/slurm/start_cluster.sh starts one with accounting)",
+)
+needs_no_accounting = pytest.mark.skipif(
+    ACCOUNTING,
+    reason="this SLURM keeps accounting; the test is for one without (SLURM_ACCOUNTING=none bash scripts/slurm/start_cluster.sh)",
+)
 
 SMALL = ["trainer.max_epochs=2", "data.n_samples=1000", "callbacks.progress_bar.refresh_rate=0"]  # 50 steps an epoch
 ON_SLURM = ["-m", "hydra/launcher=slurm"]
@@ -94,7 +101,13 @@ def test_a_sweep_runs_each_job_as_a_slurm_job_with_the_threads_it_was_given(tmp_
     # The digits experiment (a standard LightningDataModule and a multi-class model), two seeds
     # per job as replicas: the cluster path is not the notebook's alone. The DDP and requeue
     # tests below run the notebook's.
-    digits = ["data=digits", "model=mlp_multiclass", "trainer.max_epochs=2", "callbacks.progress_bar.refresh_rate=0", "replicas=2"]
+    digits = [
+        "data=digits",
+        "model=mlp_multiclass",
+        "trainer.max_epochs=2",
+        "callbacks.progress_bar.refresh_rate=0",
+        "replicas=2",
+    ]
     result = run_train([*ON_SLURM, "optimizer=adam,sgd", *digits], cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     sweep_dir = only_sweep(tmp_path)
@@ -107,7 +120,9 @@ def test_a_sweep_runs_each_job_as_a_slurm_job_with_the_threads_it_was_given(tmp_
         for k in range(2):
             scalars = read_scalars(job / f"replica_{k:02d}")
             (row,) = (row for (name, _), row in rows.items() if name == f"{job.name}/replica_{k:02d}")
-            assert len(scalars["train/loss"]) == 2 and float(row["test/acc"]) == pytest.approx(scalars["test/acc"][-1][1], rel=1e-6)
+            assert len(scalars["train/loss"]) == 2 and float(row["test/acc"]) == pytest.approx(
+                scalars["test/acc"][-1][1], rel=1e-6
+            )
 
 
 def test_ddp_over_two_slurm_tasks_trains_one_model_with_one_set_of_logs(tmp_path: Path) -> None:
@@ -125,8 +140,11 @@ def test_ddp_over_two_slurm_tasks_trains_one_model_with_one_set_of_logs(tmp_path
 
 def test_a_requeued_job_resumes_bitwise_and_a_killed_job_is_reported_while_the_others_finish(tmp_path: Path) -> None:
     """One sweep, three jobs: at step 70 (in the second epoch) one is killed outright, one requeued, one left alone."""
-    events = ["+callbacks.event._target_=signal_at_step.SlurmEventAtStep", "+callbacks.event.kind=kill,requeue,none",
-              "+callbacks.event.step=70"]
+    events = [
+        "+callbacks.event._target_=signal_at_step.SlurmEventAtStep",
+        "+callbacks.event.kind=kill,requeue,none",
+        "+callbacks.event.step=70",
+    ]
     result = run_train([*ON_SLURM, *SMALL, *events], cwd=tmp_path, env=TEST_CALLBACKS, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]  # a job failed: the sweep says so, once all of them ended
@@ -135,7 +153,9 @@ def test_a_requeued_job_resumes_bitwise_and_a_killed_job_is_reported_while_the_o
     killed, requeued, untouched = job_dirs(sweep_dir)
     # Reported within a minute of the kill, with accounting or without (srun writes "Killed" to the job's log then).
     (killed_log,) = (sweep_dir / ".submitit").glob("*_0/*_0_0_log.err")
-    (reported,) = re.findall(r"^\[([\d-]+ [\d:]+),\d+\]\[HYDRA\] SLURM job \S+ \(#0: .*ended without a result", output, re.MULTILINE)
+    (reported,) = re.findall(
+        r"^\[([\d-]+ [\d:]+),\d+\]\[HYDRA\] SLURM job \S+ \(#0: .*ended without a result", output, re.MULTILINE
+    )
     waited = datetime.strptime(reported, "%Y-%m-%d %H:%M:%S").timestamp() - killed_log.stat().st_mtime
     assert "Killed" in killed_log.read_text() and waited < 60, f"reported {waited:.0f} s after the kill"
     rows = summary(sweep_dir)
@@ -162,12 +182,21 @@ def test_a_request_the_cluster_cannot_meet_fails_at_submission_in_one_line(tmp_p
     result = run_train([*ON_SLURM, *SMALL, "hydra.launcher.cpus_per_task=64"], cwd=tmp_path, timeout=60)
     output = result.stdout + result.stderr
     assert result.returncode == 1
-    assert "SLURM refused the jobs: sbatch: error: Batch job submission failed: More processors requested than permitted" in output
+    assert (
+        "SLURM refused the jobs: sbatch: error: Batch job submission failed: More processors requested than permitted" in output
+    )
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize(("trainer", "gpus"), [(["trainer=cpu"], None), (["trainer=ddp", "trainer.accelerator=cpu"], None),
-                                               (["trainer=gpu"], 1), (["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], 4)])
+@pytest.mark.parametrize(
+    ("trainer", "gpus"),
+    [
+        (["trainer=cpu"], None),
+        (["trainer=ddp", "trainer.accelerator=cpu"], None),
+        (["trainer=gpu"], 1),
+        (["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=4"], 4),
+    ],
+)
 def test_gpus_are_requested_only_when_the_run_uses_them(trainer: list[str], gpus: int | None) -> None:
     from hydra import compose, initialize_config_dir
 
@@ -178,8 +207,13 @@ def test_gpus_are_requested_only_when_the_run_uses_them(trainer: list[str], gpus
 
 
 def submit(tmp_path: Path, script: str) -> str:
-    done = subprocess.run(["sbatch", "--parsable", f"--output={tmp_path / 'slurm-%j.out'}", "--wrap", script],
-                          capture_output=True, text=True, check=True, timeout=30)
+    done = subprocess.run(
+        ["sbatch", "--parsable", f"--output={tmp_path / 'slurm-%j.out'}", "--wrap", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     return done.stdout.strip().split(";")[0]
 
 

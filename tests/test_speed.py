@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning.pytorch as pl
-from conftest import compose_config
 from hydra.utils import instantiate
 
 from optlab.profiler import NoProfiler
+
+from conftest import compose_config
 
 
 def test_the_default_trainer_uses_the_no_op_profiler_and_simple_still_profiles(tmp_path: Path) -> None:

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, compose_config, read_scalars, train_here
 from hydra import compose, initialize_config_dir
-from notebook_reference import NeuralNetwork, notebook_data
 
+from optlab.config_checks import check_config
 from optlab.errors import ConfigError
 from optlab.history import read_history
 from optlab.results import read_result
-from optlab.config_checks import check_config
+
+from conftest import CONFIG_DIR, compose_config, read_scalars, train_here
+from notebook_reference import NeuralNetwork, notebook_data
 
 SMALL = ["data.n_samples=400", "print_config=false"]
 BATCHES = 20
@@ -71,8 +72,13 @@ def test_validation_every_second_epoch(tmp_path: Path) -> None:
 
 
 def test_limited_train_and_val_batches(tmp_path: Path) -> None:
-    scalars = run(tmp_path, "trainer.limit_train_batches=5", "data.eval_batch_size=10", "trainer.limit_val_batches=3",
-                  "trainer.max_epochs=3")
+    scalars = run(
+        tmp_path,
+        "trainer.limit_train_batches=5",
+        "data.eval_batch_size=10",
+        "trainer.limit_val_batches=3",
+        "trainer.max_epochs=3",
+    )
     assert optimizer_steps(tmp_path) == 15
     assert steps(scalars, "train/loss_step") == list(range(15))
     # 3 validation batches of 10 rows: the last val/loss is the final weights' loss on those 30 rows.
@@ -88,8 +94,13 @@ def notebook_model(state_dict: dict[str, torch.Tensor]) -> NeuralNetwork:
     """The notebook's network holding a checkpoint's weights (net.0, net.2, net.4 are fc1, fc2, out)."""
     model = NeuralNetwork()
     names = {"net.0": "fc1", "net.2": "fc2", "net.4": "out"}
-    model.load_state_dict({f"{names[key.rsplit('.', 1)[0]]}.{key.rsplit('.', 1)[1]}": value
-                           for key, value in state_dict.items() if key.startswith("net.")})
+    model.load_state_dict(
+        {
+            f"{names[key.rsplit('.', 1)[0]]}.{key.rsplit('.', 1)[1]}": value
+            for key, value in state_dict.items()
+            if key.startswith("net.")
+        }
+    )
     return model
 
 
@@ -115,8 +126,19 @@ def test_fast_dev_run_runs_one_batch_and_logs_nothing(tmp_path: Path) -> None:
 def test_gradient_clipping_matches_plain_pytorch(tmp_path: Path) -> None:
     """One SGD step with the gradient norm clipped to 1e-3, against the same step in plain PyTorch."""
     clip, lr = 1e-3, 0.5
-    train_here(compose_config(tmp_path, ["print_config=false", "optimizer=sgd", f"optimizer.lr={lr}", "optimizer.momentum=0",
-                                    f"trainer.gradient_clip_val={clip}", "trainer.max_steps=1"]))
+    train_here(
+        compose_config(
+            tmp_path,
+            [
+                "print_config=false",
+                "optimizer=sgd",
+                f"optimizer.lr={lr}",
+                "optimizer.momentum=0",
+                f"trainer.gradient_clip_val={clip}",
+                "trainer.max_steps=1",
+            ],
+        )
+    )
     ours = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
     x_train, _, y_train, _ = notebook_data()

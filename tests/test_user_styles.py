@@ -16,16 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIG_DIR, ROOT, job_dirs, run_train
 from hydra import compose, initialize_config_dir
 
-from optlab.evaluate import evaluate
-from optlab.runner import execute
-from optlab.train import train
+from optlab.config_checks import check_config, check_evaluation_config
 from optlab.errors import ConfigError, UserError
+from optlab.evaluate import evaluate
 from optlab.history import read_history
 from optlab.results import read_result
-from optlab.config_checks import check_config, check_evaluation_config
+from optlab.runner import execute
+from optlab.train import train
+
+from conftest import CONFIG_DIR, ROOT, job_dirs, run_train
 
 STYLES = ROOT / "tests" / "user_styles"
 SEARCHPATH = f"hydra.searchpath=[file://{STYLES / 'configs'}]"
@@ -47,8 +48,9 @@ def last_line(result) -> str:  # noqa: ANN001
 def compose_user(output_dir: Path, overrides: list[str], config: str = "train"):  # noqa: ANN201
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         quiet = ["callbacks.progress_bar=null"] if config == "train" else []
-        return compose(config, overrides=[SEARCHPATH, f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}",
-                                          *quiet, *overrides])
+        return compose(
+            config, overrides=[SEARCHPATH, f"paths.output_dir={output_dir}", f"paths.log_dir={output_dir}", *quiet, *overrides]
+        )
 
 
 @pytest.fixture
@@ -72,8 +74,20 @@ def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
 def lht_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``-m optimizer=adam,sgd scheduler=cosine logger=csv hydra/launcher=parallel`` with the template's defaults."""
     work = tmp_path_factory.mktemp("lht")
-    result = user_command(["-m", "data=lht_digits", "model=lht_digits", "optimizer=adam,sgd", "scheduler=cosine", "logger=csv",
-                           "hydra/launcher=parallel", *QUICK, "hydra.sweep.dir=sweep"], cwd=work)
+    result = user_command(
+        [
+            "-m",
+            "data=lht_digits",
+            "model=lht_digits",
+            "optimizer=adam,sgd",
+            "scheduler=cosine",
+            "logger=csv",
+            "hydra/launcher=parallel",
+            *QUICK,
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return work
 
@@ -88,7 +102,9 @@ def test_lht_module_sweeps_the_optimizer_it_takes_with_its_scheduler_dict(lht_sw
         assert checkpoint["hyper_parameters"]["optimizer"].func is optimizer  # each job really used its optimizer
         assert checkpoint["hyper_parameters"]["scheduler"].func is torch.optim.lr_scheduler.CosineAnnealingLR
         saved_state = checkpoint["optimizer_states"][0]["param_groups"][0]
-        assert ("betas" in saved_state) == (optimizer is torch.optim.Adam) and ("nesterov" in saved_state) == (optimizer is torch.optim.SGD)
+        assert ("betas" in saved_state) == (optimizer is torch.optim.Adam) and ("nesterov" in saved_state) == (
+            optimizer is torch.optim.SGD
+        )
         # The module's scheduler dict ({"interval": "epoch", "monitor": "val/loss"}): stepped once an epoch.
         assert checkpoint["lr_schedulers"][0]["last_epoch"] == 2 and checkpoint["lr_schedulers"][0]["T_max"] == 2
         with (job / "csv" / "metrics.csv").open() as stream:
@@ -111,9 +127,19 @@ def test_lht_checkpoint_evaluates_from_its_own_config_and_resumes(lht_sweep: Pat
     assert trained is not None and scored is not None and scored.objective == "test/loss"
     for name in ("test/loss", "test/acc"):
         assert scored.metrics[name] == pytest.approx(trained.metrics[name], rel=1e-6)
-    resumed = user_command(["data=lht_digits", "model=lht_digits", "optimizer=sgd", "scheduler=cosine", "trainer.max_epochs=3",
-                            "callbacks.progress_bar.refresh_rate=0", f"ckpt_path={checkpoint}", "hydra.run.dir=resumed"],
-                           cwd=lht_sweep)
+    resumed = user_command(
+        [
+            "data=lht_digits",
+            "model=lht_digits",
+            "optimizer=sgd",
+            "scheduler=cosine",
+            "trainer.max_epochs=3",
+            "callbacks.progress_bar.refresh_rate=0",
+            f"ckpt_path={checkpoint}",
+            "hydra.run.dir=resumed",
+        ],
+        cwd=lht_sweep,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {record["epoch"] for record in read_history(lht_sweep / "resumed").stage_records("train")} == {2}
 
@@ -123,23 +149,29 @@ def test_compiled_weights_evaluate_under_the_modules_own_names(lht_sweep: Path, 
     """torch.compile saves the net's weights as ``net._orig_mod.*``; an uncompiled model (eval) still loads them."""
     job = job_dirs(lht_sweep / "sweep")[0]
     checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
-    checkpoint["state_dict"] = {name.replace("net.", "net._orig_mod.", 1): value for name, value in checkpoint["state_dict"].items()}
+    checkpoint["state_dict"] = {
+        name.replace("net.", "net._orig_mod.", 1): value for name, value in checkpoint["state_dict"].items()
+    }
     compiled = tmp_path / "compiled.ckpt"
     torch.save(checkpoint, compiled)
-    cfg = compose_user(tmp_path / "eval", [f"ckpt_path={compiled}", "data=lht_digits", "model=lht_digits", "scheduler=cosine"],
-                       config="eval")
+    cfg = compose_user(
+        tmp_path / "eval", [f"ckpt_path={compiled}", "data=lht_digits", "model=lht_digits", "scheduler=cosine"], config="eval"
+    )
     scored = execute(evaluate, cfg, checks=check_evaluation_config)
     trained = read_result(job)
     assert trained is not None and scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
 
 
 def test_a_sweep_over_an_optimizer_nested_in_the_model_config_is_refused_before_any_job(tmp_path: Path) -> None:
-    result = user_command(["-m", "data=lht_digits", "model=lht_digits_nested", "optimizer=adam,sgd", "hydra.sweep.dir=sweep"],
-                          cwd=tmp_path)
+    result = user_command(
+        ["-m", "data=lht_digits", "model=lht_digits_nested", "optimizer=adam,sgd", "hydra.sweep.dir=sweep"], cwd=tmp_path
+    )
     assert result.returncode == 1
-    assert last_line(result).endswith("optimizer=adam,sgd sweeps optimizer=, which the model never receives: the model config "
-                                      "sets its own (model.optimizer); every job would train the same model. Sweep the "
-                                      "model's own settings instead (model.<key>=...)")
+    assert last_line(result).endswith(
+        "optimizer=adam,sgd sweeps optimizer=, which the model never receives: the model config "
+        "sets its own (model.optimizer); every job would train the same model. Sweep the "
+        "model's own settings instead (model.<key>=...)"
+    )
     assert "Traceback" not in result.stderr and not (tmp_path / "sweep").exists()
 
 
@@ -155,15 +187,27 @@ def docs_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_docs_module_first_command_names_the_one_key_to_set(docs_work: Path) -> None:
     result = user_command(["data=docs_digits", "model=docs_digits", *QUICK, "hydra.run.dir=first"], cwd=docs_work)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert last_line(result) == ("optimized_metric='val/loss' is not valid: this run has not logged it by the end of epoch 1, "
-                                 "when ModelCheckpoint looks for it; it logged: train_loss, val_acc, val_loss; "
-                                 "set optimized_metric to one of those")
+    assert last_line(result) == (
+        "optimized_metric='val/loss' is not valid: this run has not logged it by the end of epoch 1, "
+        "when ModelCheckpoint looks for it; it logged: train_loss, val_acc, val_loss; "
+        "set optimized_metric to one of those"
+    )
 
 
 @pytest.mark.xdist_group("docs")
 def test_docs_module_sweep_ranks_plots_and_evaluates_its_own_names(docs_work: Path) -> None:
-    result = user_command(["-m", "data=docs_digits", "model=docs_digits", "optimized_metric=val_loss", "model.lr=0.001,0.01",
-                           *QUICK, "hydra.sweep.dir=sweep"], cwd=docs_work)
+    result = user_command(
+        [
+            "-m",
+            "data=docs_digits",
+            "model=docs_digits",
+            "optimized_metric=val_loss",
+            "model.lr=0.001,0.01",
+            *QUICK,
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=docs_work,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = docs_work / "sweep"
     rows = summary_rows(sweep)
@@ -175,8 +219,9 @@ def test_docs_module_sweep_ranks_plots_and_evaluates_its_own_names(docs_work: Pa
         best = torch.load(job / "checkpoints" / "best.ckpt", weights_only=True)
         assert best["epoch"] == min(range(2), key=lambda epoch: history.values("val_loss")[epoch])  # monitored: val_loss
         assert len(history.values("val_loss")) == 2  # no extra validation after fitting
-    evaluated = user_command([f"ckpt_path={job_dirs(sweep)[0]}/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=docs_work,
-                             script="eval.py")
+    evaluated = user_command(
+        [f"ckpt_path={job_dirs(sweep)[0]}/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=docs_work, script="eval.py"
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     scored, trained = read_result(docs_work / "eval"), read_result(job_dirs(sweep)[0])
     assert scored is not None and trained is not None and scored.objective == "test_loss"
@@ -185,27 +230,41 @@ def test_docs_module_sweep_ranks_plots_and_evaluates_its_own_names(docs_work: Pa
 
 @pytest.mark.xdist_group("docs")
 def test_an_optimizer_the_docs_module_never_receives_is_refused(docs_work: Path) -> None:
-    swept = user_command(["-m", "data=docs_digits", "model=docs_digits", "optimizer=adam,sgd", "hydra.sweep.dir=refused"],
-                         cwd=docs_work)
+    swept = user_command(
+        ["-m", "data=docs_digits", "model=docs_digits", "optimizer=adam,sgd", "hydra.sweep.dir=refused"], cwd=docs_work
+    )
     assert swept.returncode == 1 and not (docs_work / "refused").exists()
-    assert "optimizer=adam,sgd sweeps optimizer=, which the model never receives: LitClassifier takes no optimizer argument" \
+    assert (
+        "optimizer=adam,sgd sweeps optimizer=, which the model never receives: LitClassifier takes no optimizer argument"
         in last_line(swept)
+    )
     single = user_command(["data=docs_digits", "model=docs_digits", "optimizer=sgd", "hydra.run.dir=single"], cwd=docs_work)
     assert single.returncode == 1 and "Traceback" not in single.stderr
-    assert last_line(single).startswith("optimizer='sgd' is not valid: the model never receives optimizer=: LitClassifier "
-                                        "takes no optimizer argument")
+    assert last_line(single).startswith(
+        "optimizer='sgd' is not valid: the model never receives optimizer=: LitClassifier takes no optimizer argument"
+    )
     assert not (docs_work / "single" / "checkpoints").exists()
 
 
 def test_training_without_validation_works_and_a_validation_metric_is_one_line(tmp_path: Path, user_package: None) -> None:
     with pytest.raises(ConfigError) as caught:
-        execute(train, compose_user(tmp_path / "default", ["data=docs_digits_train_only", "model=docs_digits",
-                                                                           "trainer.max_epochs=1"]), checks=check_config)
-    assert str(caught.value).startswith("optimized_metric='val/loss' is not valid: this run has not logged it; it logged: "
-                                        "test_acc, test_loss, train_loss (DigitsTrainOnly has no val_dataloader")
-    result = execute(train, compose_user(tmp_path / "train", ["data=docs_digits_train_only", "model=docs_digits",
-                                                                              "optimized_metric=train_loss", "trainer.max_epochs=1"]),
-                     checks=check_config)
+        execute(
+            train,
+            compose_user(tmp_path / "default", ["data=docs_digits_train_only", "model=docs_digits", "trainer.max_epochs=1"]),
+            checks=check_config,
+        )
+    assert str(caught.value).startswith(
+        "optimized_metric='val/loss' is not valid: this run has not logged it; it logged: "
+        "test_acc, test_loss, train_loss (DigitsTrainOnly has no val_dataloader"
+    )
+    result = execute(
+        train,
+        compose_user(
+            tmp_path / "train",
+            ["data=docs_digits_train_only", "model=docs_digits", "optimized_metric=train_loss", "trainer.max_epochs=1"],
+        ),
+        checks=check_config,
+    )
     assert result.status == "ok" and result.metrics["test_acc"] > 0.3
     assert not read_history(tmp_path / "train").stage_records("validate")
 
@@ -214,31 +273,41 @@ def test_training_without_validation_works_and_a_validation_metric_is_one_line(t
 
 
 def test_regression_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:
-    trained = execute(train, compose_user(tmp_path / "run", ["data=diabetes", "model=regression", "trainer.max_epochs=2"]),
-                      checks=check_config)
+    trained = execute(
+        train, compose_user(tmp_path / "run", ["data=diabetes", "model=regression", "trainer.max_epochs=2"]), checks=check_config
+    )
     assert trained.status == "ok" and "test/mae" in trained.metrics and not any("acc" in name for name in trained.metrics)
     history = read_history(tmp_path / "run")
     assert history.tags_of("validate") == ["val/loss", "val/mae"] and history.tags_of("test") == ["test/loss", "test/mae"]
-    cfg = compose_user(tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=diabetes",
-                                           "model=regression"], config="eval")
+    cfg = compose_user(
+        tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=diabetes", "model=regression"], config="eval"
+    )
     scored = execute(evaluate, cfg, checks=check_evaluation_config)
-    assert scored.objective == "test/loss" and scored.metrics["test/loss"] == pytest.approx(trained.metrics["test/loss"], rel=1e-6)
+    assert scored.objective == "test/loss" and scored.metrics["test/loss"] == pytest.approx(
+        trained.metrics["test/loss"], rel=1e-6
+    )
     with pytest.raises(UserError, match=r"^replicas=3: Regressor has buffers \(net.1.running_mean, "):
-        execute(train, compose_user(tmp_path / "replicas", ["data=diabetes", "model=regression", "replicas=3"]),
-                checks=check_config)
+        execute(
+            train, compose_user(tmp_path / "replicas", ["data=diabetes", "model=regression", "replicas=3"]), checks=check_config
+        )
 
 
 def test_manual_optimization_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:
-    trained = execute(train, compose_user(tmp_path / "run", ["data=manual_digits", "model=manual", "trainer.max_epochs=2"]),
-                      checks=check_config)
+    trained = execute(
+        train, compose_user(tmp_path / "run", ["data=manual_digits", "model=manual", "trainer.max_epochs=2"]), checks=check_config
+    )
     assert trained.status == "ok" and trained.epochs == 2
-    cfg = compose_user(tmp_path / "eval", [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=manual_digits",
-                                           "model=manual"], config="eval")
+    cfg = compose_user(
+        tmp_path / "eval",
+        [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data=manual_digits", "model=manual"],
+        config="eval",
+    )
     scored = execute(evaluate, cfg, checks=check_evaluation_config)
     assert scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
     with pytest.raises(UserError, match=r"^replicas=3: ManualClassifier has no model_step\(batch\) to vectorise"):
-        execute(train, compose_user(tmp_path / "replicas", ["data=manual_digits", "model=manual", "replicas=3"]),
-                checks=check_config)
+        execute(
+            train, compose_user(tmp_path / "replicas", ["data=manual_digits", "model=manual", "replicas=3"]), checks=check_config
+        )
 
 
 # --- mistakes, each one line ------------------------------------------------------------------
@@ -247,19 +316,30 @@ def test_manual_optimization_trains_evaluates_and_refuses_replicas_in_one_line(t
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["model=docs_digits", "data=docs_digits", "model._target_=docs_style.digits.LitClasifier"],
-         "model._target_='docs_style.digits.LitClasifier' is not valid: docs_style.digits has no LitClasifier "
-         "(did you mean docs_style.digits.LitClassifier?)"),
-        (["model=lht_digits", "data=lht_digits", "model.net._target_=lht_style.components.dense_net.DenseNet"],
-         "model.net._target_='lht_style.components.dense_net.DenseNet' is not valid: lht_style.components.dense_net has no DenseNet"),
-        (["model=docs_digits", "data=docs_digits", "model._target_=docs_styles.digits.LitClassifier"],
-         "model._target_='docs_styles.digits.LitClassifier' is not valid: No module named 'docs_styles'"),
-        (["model=lht_digits", "data=lht_digits", "optimizer=sgd", "+optimizer.nesterov=maybe"],
-         "optimizer.nesterov='maybe' is not valid: SGD expects true or false"),
+        (
+            ["model=docs_digits", "data=docs_digits", "model._target_=docs_style.digits.LitClasifier"],
+            "model._target_='docs_style.digits.LitClasifier' is not valid: docs_style.digits has no LitClasifier "
+            "(did you mean docs_style.digits.LitClassifier?)",
+        ),
+        (
+            ["model=lht_digits", "data=lht_digits", "model.net._target_=lht_style.components.dense_net.DenseNet"],
+            "model.net._target_='lht_style.components.dense_net.DenseNet' is not valid: "
+            "lht_style.components.dense_net has no DenseNet",
+        ),
+        (
+            ["model=docs_digits", "data=docs_digits", "model._target_=docs_styles.digits.LitClassifier"],
+            "model._target_='docs_styles.digits.LitClassifier' is not valid: No module named 'docs_styles'",
+        ),
+        (
+            ["model=lht_digits", "data=lht_digits", "optimizer=sgd", "+optimizer.nesterov=maybe"],
+            "optimizer.nesterov='maybe' is not valid: SGD expects true or false",
+        ),
     ],
     ids=["misspelt-class", "misspelt-nested-class", "missing-package", "optimizer-flag-of-the-wrong-type"],
 )
-def test_mistakes_name_what_is_missing_in_one_line(tmp_path: Path, user_package: None, overrides: list[str], message: str) -> None:
+def test_mistakes_name_what_is_missing_in_one_line(
+    tmp_path: Path, user_package: None, overrides: list[str], message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         execute(train, compose_user(tmp_path, overrides), checks=check_config)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
@@ -287,8 +367,10 @@ def test_every_style_through_every_path(style: str, tmp_path: Path) -> None:
     config = STYLE_CONFIGS[style]
     sweep_key = "model.lr=0.001,0.01" if style == "docs" else "optimizer=adam,sgd"
     for launcher in ("basic", "parallel"):
-        result = user_command(["-m", *config, sweep_key, f"hydra/launcher={launcher}", "logger=csv", *QUICK,
-                               f"hydra.sweep.dir={launcher}"], cwd=tmp_path)
+        result = user_command(
+            ["-m", *config, sweep_key, f"hydra/launcher={launcher}", "logger=csv", *QUICK, f"hydra.sweep.dir={launcher}"],
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         rows = summary_rows(tmp_path / launcher)
         assert [row["status"] for row in rows] == ["ok", "ok"] and all(row["epochs"] == "2" for row in rows)
@@ -302,8 +384,13 @@ def test_every_style_through_every_path(style: str, tmp_path: Path) -> None:
     scored, trained = read_result(tmp_path / "eval"), read_result(job)
     assert scored is not None and trained is not None and scored.objective is not None
     assert scored.metrics[scored.objective] == pytest.approx(trained.metrics[scored.objective], rel=1e-6)
-    resume_args = [*config, "trainer.max_epochs=3", "callbacks.progress_bar.refresh_rate=0", f"ckpt_path={job}/checkpoints/last.ckpt",
-                   "hydra.run.dir=resumed"] + (["optimizer=adam"] if style != "docs" else ["model.lr=0.001"])
+    resume_args = [
+        *config,
+        "trainer.max_epochs=3",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"ckpt_path={job}/checkpoints/last.ckpt",
+        "hydra.run.dir=resumed",
+    ] + (["optimizer=adam"] if style != "docs" else ["model.lr=0.001"])
     resumed = user_command(resume_args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {record["epoch"] for record in read_history(tmp_path / "resumed").stage_records("train")} == {2}
@@ -320,17 +407,25 @@ def test_every_style_through_every_path(style: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_lht_compile_true_trains_evaluates_and_resumes(tmp_path: Path) -> None:
     """``compile: true`` compiles the net in ``setup``: its checkpoint holds ``_orig_mod`` names, and both paths load it."""
-    args = ["data=lht_digits", "model=lht_digits", "model.compile=true", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
+    args = [
+        "data=lht_digits",
+        "model=lht_digits",
+        "model.compile=true",
+        "trainer.max_epochs=1",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
     trained = user_command([*args, "hydra.run.dir=run"], cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert any("_orig_mod." in name for name in state)
-    evaluated = user_command([f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=tmp_path, script="eval.py")
+    evaluated = user_command(
+        [f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=tmp_path, script="eval.py"
+    )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     scored, run = read_result(tmp_path / "eval"), read_result(tmp_path / "run")
     assert scored is not None and run is not None
     assert scored.metrics["test/acc"] == pytest.approx(run.metrics["test/acc"], rel=1e-5)
-    resumed = user_command([*args, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt",
-                            "hydra.run.dir=resumed"], cwd=tmp_path)
+    resumed = user_command(
+        [*args, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=resumed"], cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-

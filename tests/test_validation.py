@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, run_train, train_here
 
 from optlab.errors import ConfigError, UserError
 from optlab.history import read_history
+
+from conftest import compose_config, run_train, train_here
 
 CASES = [
     (["optimizer.lr=-1"], "optimizer.lr=-1", "finite number >= 0"),
@@ -52,17 +53,21 @@ def test_an_optimized_metric_the_model_never_logs_names_what_it_logged(tmp_path:
     with pytest.raises(ConfigError) as caught:
         train_here(cfg)
     message = str(caught.value)
-    assert message.startswith(f"optimized_metric='{metric}' is not valid: this run has not logged it by the end of epoch 1, "
-                              "when ModelCheckpoint looks for it; it logged: train/loss_epoch, train/loss_step, val/acc, ")
+    assert message.startswith(
+        f"optimized_metric='{metric}' is not valid: this run has not logged it by the end of epoch 1, "
+        "when ModelCheckpoint looks for it; it logged: train/loss_epoch, train/loss_step, val/acc, "
+    )
     assert message.endswith("; set optimized_metric to one of those") and "\n" not in message
     assert {record["epoch"] for record in read_history(tmp_path).records} == {0}  # it costs one epoch, not the run
 
 
 def test_without_a_monitoring_callback_a_name_never_logged_is_refused_after_the_test(tmp_path: Path) -> None:
-    cfg = compose_config(tmp_path, ["optimized_metric=val/accuracy", "trainer.max_epochs=2", "data.n_samples=200",
-                                    "~callbacks"])
-    with pytest.raises(ConfigError, match=r"^optimized_metric='val/accuracy' is not valid: this run has not logged it; "
-                                          r"it logged: test/acc, test/loss, train/loss_epoch, "):
+    cfg = compose_config(tmp_path, ["optimized_metric=val/accuracy", "trainer.max_epochs=2", "data.n_samples=200", "~callbacks"])
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimized_metric='val/accuracy' is not valid: this run has not logged it; "
+        r"it logged: test/acc, test/loss, train/loss_epoch, ",
+    ):
         train_here(cfg)
     assert len(read_history(tmp_path).values("train/loss_epoch")) == 2
 

@@ -58,4 +58,3 @@ class BlobDataModule(InMemoryDataModule):
         y = torch.from_numpy(y.reshape(-1, 1)).float()
         n_train = int(hp.n_samples * hp.train_fraction)
         return {"train": (x[:n_train], y[:n_train]), "held_out": (x[n_train:], y[n_train:])}
-

@@ -25,8 +25,9 @@ from torchmetrics.classification import MulticlassAccuracy
 class DigitsDataModule(L.LightningDataModule):
     """1797 digits, split into stratified train / validation / test sets (no download)."""
 
-    def __init__(self, batch_size: int = 16, val_fraction: float = 0.2, test_fraction: float = 0.2,
-                 split_seed: int = 2020) -> None:
+    def __init__(
+        self, batch_size: int = 16, val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 2020
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         # Known before any data is loaded, so a model can be built from them.
@@ -42,7 +43,10 @@ class DigitsDataModule(L.LightningDataModule):
             x, y, test_size=held_out, stratify=y, random_state=self.hparams.split_seed
         )
         x_val, x_test, y_val, y_test = train_test_split(
-            x_rest, y_rest, test_size=self.hparams.test_fraction / held_out, stratify=y_rest,
+            x_rest,
+            y_rest,
+            test_size=self.hparams.test_fraction / held_out,
+            stratify=y_rest,
             random_state=self.hparams.split_seed,
         )
         self.train_set = TensorDataset(x_train, y_train)

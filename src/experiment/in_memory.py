@@ -55,7 +55,7 @@ class InMemoryDataModule(L.LightningDataModule):
         return len(self.splits["train"][0])
 
     def setup(self, stage: str | None = None) -> None:
-        self.splits  # build once; fit, validate and test reuse the same tensors
+        _ = self.splits  # built once; fit, validate and test reuse the same tensors
 
     def _batches(self, split: str, batch_size: int, shuffle: bool, shard: bool) -> TensorBatches:
         x, y = self.splits[split]
@@ -66,8 +66,9 @@ class InMemoryDataModule(L.LightningDataModule):
             device = self.trainer.strategy.root_device
             if shard:
                 rank, world_size = self.trainer.global_rank, self.trainer.world_size
-        return TensorBatches(x.to(device), y.to(device), batch_size, shuffle=shuffle, seed=self.shuffle_seed,
-                             rank=rank, world_size=world_size)
+        return TensorBatches(
+            x.to(device), y.to(device), batch_size, shuffle=shuffle, seed=self.shuffle_seed, rank=rank, world_size=world_size
+        )
 
     def _held_out(self) -> TensorBatches:
         # Not sharded: every rank scores all held-out rows, so the metrics never depend
@@ -84,13 +85,13 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._held_out()
 
 
-
 def check_train_fraction(train_fraction: float, n_samples: int) -> None:
     if not (is_number(train_fraction) and 0 < train_fraction < 1):
         raise InvalidArgument("train_fraction", train_fraction, "expected a number strictly between 0 and 1")
     n_train = int(n_samples * train_fraction)
     if n_train < 1 or n_train >= n_samples:
         raise InvalidArgument(
-            "n_samples", n_samples,
+            "n_samples",
+            n_samples,
             f"too few rows to split with train_fraction={train_fraction}: need at least one training and one held-out row",
         )

@@ -113,7 +113,9 @@ class BinaryClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
-            raise ValueError("BinaryClassifier needs an optimizer factory to train, e.g. functools.partial(torch.optim.Adam, lr=1e-3)")
+            raise ValueError(
+                "BinaryClassifier needs an optimizer factory to train, e.g. functools.partial(torch.optim.Adam, lr=1e-3)"
+            )
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer

@@ -18,7 +18,9 @@ def build_mlp(input_size: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     same initial weights as ``NeuralNetwork()`` there.
     """
     if not all(is_int(width) and width >= 1 for width in hidden_sizes):
-        raise InvalidArgument("hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]")
+        raise InvalidArgument(
+            "hidden_sizes", list(hidden_sizes), "expected a list of layer widths, each an integer >= 1, e.g. [256,1024]"
+        )
     layers: list[nn.Module] = []
     width = input_size
     for hidden in hidden_sizes:
@@ -47,7 +49,9 @@ def initialise(net: nn.Module, scheme: str, params: Mapping[str, Any]) -> None:
     try:
         INITIALISERS[scheme](torch.empty(2, 2), **params)  # a trial on a small tensor: unknown or bad arguments
     except (TypeError, ValueError) as error:
-        raise InvalidArgument(f"init_params.{scheme}", dict(params), f"not accepted by torch.nn.init.{scheme}_: {error}") from None
+        raise InvalidArgument(
+            f"init_params.{scheme}", dict(params), f"not accepted by torch.nn.init.{scheme}_: {error}"
+        ) from None
     for layer in net.modules():
         if isinstance(layer, nn.Linear):
             INITIALISERS[scheme](layer.weight, **params)

@@ -20,9 +20,7 @@ from optlab.errors import InvalidArgument
 
 def stratified_standardised_splits(x: np.ndarray, y: np.ndarray, train_fraction: float, random_state: int) -> dict[str, Split]:
     check_train_fraction(train_fraction, len(y))
-    x_train, x_held, y_train, y_held = train_test_split(
-        x, y, train_size=train_fraction, stratify=y, random_state=random_state
-    )
+    x_train, x_held, y_train, y_held = train_test_split(x, y, train_size=train_fraction, stratify=y, random_state=random_state)
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)
     std[std == 0] = 1.0  # a constant column stays constant (zero) instead of dividing by zero
 
@@ -36,8 +34,15 @@ def stratified_standardised_splits(x: np.ndarray, y: np.ndarray, train_fraction:
 class BreastCancerDataModule(InMemoryDataModule):
     """Wisconsin breast cancer (569 rows, 30 features, binary), shipped with scikit-learn."""
 
-    def __init__(self, train_fraction: float = 0.8, random_state: int = 2020, batch_size: int = 16,
-                 eval_batch_size: int = 1000, shuffle: bool = False, shuffle_seed: int = 0) -> None:
+    def __init__(
+        self,
+        train_fraction: float = 0.8,
+        random_state: int = 2020,
+        batch_size: int = 16,
+        eval_batch_size: int = 1000,
+        shuffle: bool = False,
+        shuffle_seed: int = 0,
+    ) -> None:
         super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed)
         self.save_hyperparameters()
 
@@ -71,7 +76,9 @@ def read_numeric_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, l
                     "path", str(path), f"column {header[column]!r} is not numeric (line {line}: {cell!r})"
                 ) from None
             if not math.isfinite(values[line - 2, column]):
-                raise InvalidArgument("path", str(path), f"column {header[column]!r} has a missing or infinite value on line {line}")
+                raise InvalidArgument(
+                    "path", str(path), f"column {header[column]!r} has a missing or infinite value on line {line}"
+                )
     target_column = header.index(target)
     classes = np.unique(values[:, target_column])
     if len(classes) != 2:
@@ -85,8 +92,17 @@ def read_numeric_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, l
 class CsvDataModule(InMemoryDataModule):
     """Any CSV of numeric columns with a binary target column."""
 
-    def __init__(self, path: str, target: str, train_fraction: float = 0.8, random_state: int = 2020,
-                 batch_size: int = 16, eval_batch_size: int = 1000, shuffle: bool = False, shuffle_seed: int = 0) -> None:
+    def __init__(
+        self,
+        path: str,
+        target: str,
+        train_fraction: float = 0.8,
+        random_state: int = 2020,
+        batch_size: int = 16,
+        eval_batch_size: int = 1000,
+        shuffle: bool = False,
+        shuffle_seed: int = 0,
+    ) -> None:
         super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed)
         self.save_hyperparameters()
         if path is None or target is None:

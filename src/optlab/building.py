@@ -15,8 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from optlab.errors import InvalidArgument
-from optlab.errors import ConfigError, UserError
+from optlab.errors import ConfigError, InvalidArgument, UserError
 
 
 def accepted_arguments(target: type) -> list[str]:
@@ -71,8 +70,11 @@ def target_class(node: DictConfig, key: str) -> type:
 
 def _simple_types(annotation: Any) -> set[type] | None:
     """The types an annotation allows when they are all plain ones (``bool``, ``float | None``); else None."""
-    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union \
+    members = (
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
         else (annotation,)
+    )
     plain = {bool, int, float, str, type(None)}
     allowed = {member for member in members if member in plain}
     if not allowed or any(member not in plain and getattr(member, "__name__", "") != "Tensor" for member in members):
@@ -175,8 +177,12 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
             raise unknown from None
         if isinstance(cause, ValueError | TypeError) or type(cause).__name__ == "MisconfigurationException":
             message = " ".join(str(cause).split())
-            named = [(found.start(), key) for key in node if not str(key).startswith("_")
-                     if (found := re.search(rf"(?<![\w.]){re.escape(str(key))}(?![\w])", message, re.IGNORECASE))]
+            named = [
+                (found.start(), key)
+                for key in node
+                if not str(key).startswith("_")
+                if (found := re.search(rf"(?<![\w.]){re.escape(str(key))}(?![\w])", message, re.IGNORECASE))
+            ]
             if named:
                 key = min(named)[1]
                 raise ConfigError(f"trainer.{key}", OmegaConf.select(node, str(key)), message) from None

@@ -62,8 +62,11 @@ class EpochTable(TQDMProgressBar):
         super().on_validation_end(trainer, pl_module)
         self._validation_names |= set(trainer.callback_metrics) - self._before_validation
         if not trainer.sanity_checking:
-            self._validation = {key: float(value) for key, value in trainer.callback_metrics.items()
-                                if key in self._validation_names and value.numel() == 1 and not is_replica_metric(key)}
+            self._validation = {
+                key: float(value)
+                for key, value in trainer.callback_metrics.items()
+                if key in self._validation_names and value.numel() == 1 and not is_replica_metric(key)
+            }
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -85,8 +88,11 @@ class EpochTable(TQDMProgressBar):
 
     def _values(self, trainer: L.Trainer) -> dict[str, float]:
         """This epoch's numbers: training metrics as they stand, validation as this epoch's pass left them."""
-        values = {key: float(value) for key, value in trainer.callback_metrics.items()
-                  if key not in self._validation_names and not is_replica_metric(key) and value.numel() == 1}
+        values = {
+            key: float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key not in self._validation_names and not is_replica_metric(key) and value.numel() == 1
+        }
         return {**values, **self._validation}
 
     def _plan_layout(self, values: dict[str, float]) -> list[tuple[str, int]]:
@@ -141,7 +147,9 @@ class CheckpointOnInterrupt(Callback):
         signal.signal(signum, self._previous[signum])  # a second Ctrl+C is not delayed
         log.info("%s: stopping after this batch and saving last.ckpt", signal.Signals(signum).name)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self.stop_requested is None:
             return
         self._save(trainer)
@@ -161,7 +169,9 @@ class CheckpointOnInterrupt(Callback):
         self._previous = {}
 
     def _save(self, trainer: L.Trainer) -> None:
-        checkpoint = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, lightning_callbacks.ModelCheckpoint)), None)
+        checkpoint = next(
+            (cb for cb in trainer.checkpoint_callbacks if isinstance(cb, lightning_callbacks.ModelCheckpoint)), None
+        )
         if checkpoint is None or checkpoint.dirpath is None:
             return
         path = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"

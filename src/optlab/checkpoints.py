@@ -37,7 +37,6 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-
 def hydra_partial_class() -> type:
     """The class of what ``_partial_: true`` gives: ``functools.partial``, or Hydra 1.3.8's subclass of it
     that checks its target when called. Asked of Hydra rather than named (it lives in a private module)."""
@@ -46,9 +45,24 @@ def hydra_partial_class() -> type:
 
 # What a module's hyper-parameters may hold in a checkpoint besides tensors and plain data:
 # factories (partials) and omegaconf's containers, which Hydra passes to modules.
-SAFE_GLOBALS = (functools.partial, hydra_partial_class(), ListConfig, DictConfig, omegaconf.base.ContainerMetadata,
-                omegaconf.base.Metadata, omegaconf.nodes.AnyNode, typing.Any, collections.defaultdict,
-                list, dict, int, float, str, bool, tuple)
+SAFE_GLOBALS = (
+    functools.partial,
+    hydra_partial_class(),
+    ListConfig,
+    DictConfig,
+    omegaconf.base.ContainerMetadata,
+    omegaconf.base.Metadata,
+    omegaconf.nodes.AnyNode,
+    typing.Any,
+    collections.defaultdict,
+    list,
+    dict,
+    int,
+    float,
+    str,
+    bool,
+    tuple,
+)
 TRUST_KEY = "trust_checkpoint"
 
 
@@ -78,7 +92,7 @@ def targets(node: Any) -> Iterator[str]:
 
 @contextmanager
 def trusted_globals(allowed: Collection[Any]) -> Iterator[None]:
-    """Lets ``torch.load(weights_only=True)``, and Lightning's loads through it, rebuild the objects a run's hyper-parameters hold."""
+    """Lets ``torch.load(weights_only=True)``, and Lightning's loads through it, rebuild what a run's hyper-parameters hold."""
     with torch.serialization.safe_globals([*SAFE_GLOBALS, *allowed]):
         yield
 
@@ -108,7 +122,8 @@ def load_checkpoint(path: Any, allowed: Callable[[], Collection[Any]] = tuple, t
     except pickle.UnpicklingError as error:
         if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(error)):
             raise ConfigError(
-                "ckpt_path", path,
+                "ckpt_path",
+                path,
                 f"refused: it holds a pickled Python object ({found.group(1)}) that this run's config does not name; "
                 f"loading it could run arbitrary code. If you trust the file, add {TRUST_KEY}=true",
             ) from None
@@ -160,7 +175,7 @@ def _choice(run: DictConfig | None, group: str) -> str:
 
 
 def _differing_settings(trained: DictConfig | None, current: DictConfig | None, choices: Mapping[str, str]) -> list[str]:
-    """``data=blobs`` or ``model.hidden_sizes=[8, 8]``: the model and data settings the checkpoint's run had and this run has not."""
+    """``data=blobs`` or ``model.hidden_sizes=[8, 8]``: the model and data settings of the checkpoint's run, not this one's."""
     if trained is None or current is None:
         return []
     differing = []
@@ -178,7 +193,10 @@ def _differing_settings(trained: DictConfig | None, current: DictConfig | None, 
 
 
 def check_state_fits(
-    checkpoint: dict[str, Any], path: Any, model: torch.nn.Module, cfg: DictConfig | None = None,
+    checkpoint: dict[str, Any],
+    path: Any,
+    model: torch.nn.Module,
+    cfg: DictConfig | None = None,
     choices: Mapping[str, str] | None = None,
 ) -> None:
     """The checkpoint's tensors fit the model this run built: same names, same shapes.
@@ -188,15 +206,21 @@ def check_state_fits(
     """
     saved = {uncompiled(name): tuple(tensor.shape) for name, tensor in checkpoint["state_dict"].items()}
     built = {uncompiled(name): tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-    if (shape := next(((n, saved[n], built[n]) for n in built if n in saved and saved[n] != built[n]), None)):
+    if shape := next(((n, saved[n], built[n]) for n in built if n in saved and saved[n] != built[n]), None):
         name, trained, this = shape
         problem = f"its {name} has shape {list(trained)}, this run's model has {list(this)}"
     elif missing := [name for name in built if name not in saved]:
-        problem = f"it has no {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + \
-            f", which this run's {type(model).__name__} has"
+        problem = (
+            f"it has no {missing[0]}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + f", which this run's {type(model).__name__} has"
+        )
     elif extra := [name for name in saved if name not in built]:
-        problem = f"it holds {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "") + \
-            f", which this run's {type(model).__name__} does not have"
+        problem = (
+            f"it holds {extra[0]}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+            + f", which this run's {type(model).__name__} does not have"
+        )
     else:
         return
     settings = _differing_settings(trained_with(path), cfg, choices or {})
@@ -221,7 +245,8 @@ def check_optimizer_fits(checkpoint: dict[str, Any], path: Any, optimizer_config
     if settings != expected:
         trained = _choice(trained_with(path), "optimizer") or f"an optimizer with settings {', '.join(sorted(settings))}"
         raise ConfigError(
-            "ckpt_path", path,
+            "ckpt_path",
+            path,
             f"it was trained with {trained}, this run configures {configured}: "
             "resume with the optimizer it was trained with, or train anew without ckpt_path",
         )

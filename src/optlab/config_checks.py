@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
-from optlab.errors import is_number
 from optlab.building import build, check_argument_types, target_class, unknown_argument
-from optlab.errors import ConfigError, UserError
+from optlab.errors import ConfigError, UserError, is_number
 from optlab.hydra_context import in_sweep
 
 # Lightning's short names for its precisions: "16" is 16-mixed (float32 weights), not 16-true.
@@ -104,7 +103,8 @@ def check_precision(precision: Any, optimizer: DictConfig) -> None:
     eps = optimizer.get("eps", 1e-8 if "Adam" in str(optimizer.get("_target_", "")) else None)
     if canonical_precision(precision) == "16-true" and eps is not None and eps < torch.finfo(torch.float16).tiny:
         raise ConfigError(
-            "trainer.precision", precision,
+            "trainer.precision",
+            precision,
             f"float16 weights turn {optimizer._target_}'s updates (eps={eps:g}) into NaN; "
             "use 16-mixed or bf16-mixed (float32 weights), or bf16-true",
         )
@@ -115,7 +115,8 @@ def check_clipping(trainer: DictConfig, optimizer: DictConfig) -> None:
     clip = trainer.get("gradient_clip_val")
     if clip and canonical_precision(trainer.get("precision")).endswith("-mixed") and optimizer.get("fused"):
         raise ConfigError(
-            "trainer.gradient_clip_val", clip,
+            "trainer.gradient_clip_val",
+            clip,
             f"Lightning cannot clip a fused optimizer's gradients under precision {trainer.precision}; "
             "add optimizer.fused=false, or use precision 32-true",
         )
@@ -125,10 +126,16 @@ def check_strategy_in_sweep(trainer: DictConfig) -> None:
     """Lightning's ``ddp`` starts its extra processes by re-running the command line; inside a
     local sweep that command is the whole sweep. Under SLURM the processes already exist."""
     strategy = trainer.get("strategy", "auto")
-    if in_sweep() and isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy \
-            and "SLURM_NTASKS" not in os.environ:
+    if (
+        in_sweep()
+        and isinstance(strategy, str)
+        and strategy.startswith("ddp")
+        and "spawn" not in strategy
+        and "SLURM_NTASKS" not in os.environ
+    ):
         raise ConfigError(
-            "trainer.strategy", strategy,
+            "trainer.strategy",
+            strategy,
             "cannot run inside a local sweep (-m): its extra processes would re-run the whole sweep; "
             "use trainer.strategy=ddp_spawn, one command per configuration, or hydra/launcher=slurm",
         )
@@ -138,8 +145,11 @@ def check_trainer(trainer: DictConfig) -> None:
     """Flag types against the Trainer's own annotations (``max_epochs: int``); the values are Lightning's to check."""
     from lightning.pytorch import Trainer
 
-    flags = {key: value for key, value in trainer.items_ex(resolve=False)
-             if not str(key).startswith("_") and not OmegaConf.is_interpolation(trainer, str(key))}
+    flags = {
+        key: value
+        for key, value in trainer.items_ex(resolve=False)
+        if not str(key).startswith("_") and not OmegaConf.is_interpolation(trainer, str(key))
+    }
     check_argument_types(Trainer, flags, "trainer")
     check_strategy_in_sweep(trainer)
 
@@ -150,7 +160,9 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.get("optimizer") is not None:
         check_optimizer(cfg.optimizer)
     if cfg.get("scheduler") is not None:
-        check_argument_types(target_class(cfg.scheduler, "scheduler"), OmegaConf.to_container(cfg.scheduler, resolve=True), "scheduler")
+        check_argument_types(
+            target_class(cfg.scheduler, "scheduler"), OmegaConf.to_container(cfg.scheduler, resolve=True), "scheduler"
+        )
     check_trainer(cfg.trainer)
     check_precision(cfg.trainer.get("precision"), cfg.get("optimizer") or {})
     check_clipping(cfg.trainer, cfg.get("optimizer") or {})
@@ -166,5 +178,6 @@ def check_evaluation_config(cfg: DictConfig) -> None:
 
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError("ckpt_path", None, "required: python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt")
-    load_checkpoint(cfg.ckpt_path, lambda: configured_classes(trained_with(cfg.ckpt_path) or cfg),
-                    trusted=cfg.get("trust_checkpoint", False))
+    load_checkpoint(
+        cfg.ckpt_path, lambda: configured_classes(trained_with(cfg.ckpt_path) or cfg), trusted=cfg.get("trust_checkpoint", False)
+    )

@@ -127,8 +127,11 @@ def layer_widths(model: Any) -> list[int]:
     from torch import nn
 
     # A Linear layer counts without parameters of its own: a replica's weights are slices of stacked ones.
-    weighted = [module for module in model.modules()
-                if isinstance(module, nn.Linear) or next(module.parameters(recurse=False), None) is not None]
+    weighted = [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.Linear) or next(module.parameters(recurse=False), None) is not None
+    ]
     if not weighted or not all(isinstance(module, nn.Linear) for module in weighted):
         return []
     return [weighted[0].in_features, *(layer.out_features for layer in weighted)]
@@ -152,8 +155,9 @@ def factory_row(cfg: Any, group: str, choice: str | None, ignored: Mapping[str, 
     return f"{label}: {arguments['_target_']}({describe_arguments(arguments)})"
 
 
-def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, built: Any, trainer: Any, threads: int,
-               output_dir: Path) -> str:
+def run_header(
+    cfg: Any, choices: Mapping[str, str], datamodule: Any, built: Any, trainer: Any, threads: int, output_dir: Path
+) -> str:
     """What runs, in a few lines: data, model, optimizer, trainer, where the outputs go."""
     data_class = type(datamodule).__name__
     data = f"{choices.get('data', data_class)}: {data_class}"
@@ -173,8 +177,13 @@ def run_header(cfg: Any, choices: Mapping[str, str], datamodule: Any, built: Any
     accelerator = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
     epochs = plural(trainer.max_epochs, "epoch") if trainer.max_steps < 0 else plural(trainer.max_steps, "step")
     strategy = type(trainer.strategy).__name__.removesuffix("Strategy")
-    rows.append(("trainer", f"{epochs} on {accelerator} x{trainer.num_devices * trainer.num_nodes} ({strategy}), "
-                            f"precision {trainer.precision}, torch threads: {threads}"))
+    rows.append(
+        (
+            "trainer",
+            f"{epochs} on {accelerator} x{trainer.num_devices * trainer.num_nodes} ({strategy}), "
+            f"precision {trainer.precision}, torch threads: {threads}",
+        )
+    )
     rows.append(("outputs", f"{relative(output_dir)}  (resolved config: config_tree.txt; print it with print_config=true)"))
     return header(rows)
 
@@ -214,8 +223,9 @@ def when(record: Mapping[str, Any]) -> str:
     return f"epoch {int(epoch) + 1}" if epoch is not None else f"step {record.get('step')}"
 
 
-def outcome_rows(test: Mapping[str, float], run_dir: Path, cfg: Any, best_file: str | None,
-                 each_replica: Sequence[Mapping[str, float]] = ()) -> list[tuple[str, str | None]]:
+def outcome_rows(
+    test: Mapping[str, float], run_dir: Path, cfg: Any, best_file: str | None, each_replica: Sequence[Mapping[str, float]] = ()
+) -> list[tuple[str, str | None]]:
     """The closing block's numbers, each row one fact: the test, the last validation, the best one and where it is kept."""
     history = read_history(run_dir)
     metric, direction = cfg.optimized_metric, cfg.optimized_direction

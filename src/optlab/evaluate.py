@@ -18,12 +18,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from optlab.building import build, build_group, build_trainer
 from optlab.checkpoints import check_state_fits, configured_classes, load_checkpoint, state_dict_for, trained_with
-from optlab.console import quiet_lightning
+from optlab.console import closing_block, metric_list, quiet_lightning
 from optlab.hydra_context import command_line_overrides
 from optlab.model_building import build_model
 from optlab.replicas.records import replica_summary, split_replica_metrics
 from optlab.results import RunResult
-from optlab.console import closing_block, metric_list
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def run_config(cfg: DictConfig) -> DictConfig:
 
 
 def test_counterpart(metric: str, tested: Mapping[str, float]) -> str | None:
-    """The test metric that goes with ``metric``: itself, or its name with ``val`` read as ``test`` (``val/loss`` -> ``test/loss``)."""
+    """The test metric going with ``metric``: itself, or its name with ``val`` read as ``test`` (``val/loss``, ``test/loss``)."""
     if metric in tested:
         return metric
     counterpart = re.sub(r"(?<![A-Za-z])val(idation)?(?![A-Za-z])", "test", metric, count=1)
@@ -79,7 +78,10 @@ def evaluate(cfg: DictConfig) -> RunResult:
     objective = test_counterpart(str(run.get("optimized_metric", "")), metrics)
     if trainer.is_global_zero:
         spread = replica_summary(objective or next(iter(metrics), ""), each_replica, where="each logged as replica_NN/<name>")
-        rows = [("checkpoint", str(cfg.ckpt_path)), ("test", metric_list(metrics) or "the model logged no test metric"),
-                ("replicas", spread)]
+        rows = [
+            ("checkpoint", str(cfg.ckpt_path)),
+            ("test", metric_list(metrics) or "the model logged no test metric"),
+            ("replicas", spread),
+        ]
         log.info("%s", closing_block(rows, Path(cfg.paths.output_dir), cfg.get("logger")))
     return RunResult(status="ok", metrics=metrics, objective=objective)

@@ -1,7 +1,8 @@
 """``metrics.jsonl``: every metric a run logs, with the stage that logged it, whatever its loggers.
 
 :class:`MetricHistory` writes it (the task adds it to every run, beside the configured
-loggers); :func:`read_history` reads it back for the closing block and the sweep report. One line per ``log_metrics`` call: ``{"step", "stage", "epoch", <metrics>}``.
+loggers); :func:`read_history` reads it back for the closing block and the sweep report.
+One line per ``log_metrics`` call: ``{"step", "stage", "epoch", <metrics>}``.
 """
 
 from __future__ import annotations

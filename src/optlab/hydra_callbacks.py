@@ -70,8 +70,11 @@ class CheckLauncher(Callback):
         if target.endswith("optlab_launcher.slurm_launcher.SlurmLauncher"):
             devices = config.trainer.get("devices")
             if not (is_int(devices) and devices >= 1):
-                log.error("trainer.devices=%r is not valid with hydra/launcher=slurm: expected the number of devices "
-                          "(SLURM tasks) per node, e.g. trainer.devices=2", devices)
+                log.error(
+                    "trainer.devices=%r is not valid with hydra/launcher=slurm: expected the number of devices "
+                    "(SLURM tasks) per node, e.g. trainer.devices=2",
+                    devices,
+                )
                 sys.exit(1)
             return
         if not target.endswith(".ParallelLauncher"):
@@ -102,8 +105,9 @@ class CheckSweptGroups(Callback):
 
         overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
         searched = list(OmegaConf.select(config, "hydra.sweeper.params") or {})  # Optuna's search space
-        keyed = [(override.key_or_group, override.input_line) for override in overrides] + \
-                [(key, f"hydra.sweeper.params.{key}") for key in searched]
+        keyed = [(override.key_or_group, override.input_line) for override in overrides] + [
+            (key, f"hydra.sweeper.params.{key}") for key in searched
+        ]
         factory_keys = [(key, shown) for key, shown in keyed if override_group(key) in FACTORIES]
         if not factory_keys:
             return
@@ -122,14 +126,16 @@ class CheckSweptGroups(Callback):
         from hydra import compose
 
         fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
-        return [compose(config.hydra.job.config_name, overrides=[*fixed, f"model={value}"]).model
-                for value in swept.sweep_string_iterator()]
+        return [
+            compose(config.hydra.job.config_name, overrides=[*fixed, f"model={value}"]).model
+            for value in swept.sweep_string_iterator()
+        ]
 
     @staticmethod
     def _ignored(model_config: DictConfig, factory_keys: list[tuple[str, str]]) -> str | None:
         from optlab.building import target_class
-        from optlab.hydra_context import override_group
         from optlab.errors import UserError
+        from optlab.hydra_context import override_group
         from optlab.model_building import ignored_groups
 
         try:
@@ -138,8 +144,10 @@ class CheckSweptGroups(Callback):
             return str(error)
         for key, shown in factory_keys:
             if (group := override_group(key)) in ignored:
-                return (f"{shown} sweeps {group}=, which the model never receives: {ignored[group]}; every job would train "
-                        "the same model. Sweep the model's own settings instead (model.<key>=...)")
+                return (
+                    f"{shown} sweeps {group}=, which the model never receives: {ignored[group]}; every job would train "
+                    "the same model. Sweep the model's own settings instead (model.<key>=...)"
+                )
         return None
 
 

@@ -52,7 +52,8 @@ def data_arguments(model_class: type, datamodule: Any) -> dict[str, Any]:
     """Every parameter of the model that the data module has as an attribute of the same name."""
     framework = _framework_attributes()
     return {
-        name: getattr(datamodule, name) for name in declared_parameters(model_class)
+        name: getattr(datamodule, name)
+        for name in declared_parameters(model_class)
         if name not in FACTORIES and name not in framework and hasattr(datamodule, name)
     }
 
@@ -80,7 +81,8 @@ def linked_arguments(
             arguments[name] = from_data[name]
         elif parameter.default is inspect.Parameter.empty:
             raise ConfigError(
-                f"model.{name}", None,
+                f"model.{name}",
+                None,
                 f"{model_class.__name__} requires {name}, which neither the model config sets nor "
                 f"{type(datamodule).__name__} has as an attribute: set model.{name}=..., or give the data module "
                 f"an attribute {name}",
@@ -109,10 +111,10 @@ def ignored_groups(model_class: type, model_config: Mapping[str, Any]) -> dict[s
 class BuiltModel:
     """The module Lightning trains, and what a report of it needs to say."""
 
-    model: L.LightningModule      # the model, or its replicas trained as one
+    model: L.LightningModule  # the model, or its replicas trained as one
     models: list[L.LightningModule]  # each replica (the model itself with one)
     seeds: list[int]
-    ignored: dict[str, str]       # factory groups the model does not take, with why
+    ignored: dict[str, str]  # factory groups the model does not take, with why
     from_data: dict[str, Any] = field(default_factory=dict)  # what the data module handed it (input_size=64)
 
     @property
@@ -160,5 +162,9 @@ def refuse_ignored_overrides(built: BuiltModel) -> None:
     """``optimizer=sgd`` on the command line for a model that never receives it: one line, not a silently equal run."""
     for key, value in command_line_overrides():
         if (group := override_group(key)) in built.ignored:
-            raise ConfigError(key, value, f"the model never receives {group}=: {built.ignored[group]}; remove it, "
-                              "or set the model's own settings (model.<key>=...)")
+            raise ConfigError(
+                key,
+                value,
+                f"the model never receives {group}=: {built.ignored[group]}; remove it, "
+                "or set the model's own settings (model.<key>=...)",
+            )

@@ -13,7 +13,6 @@ from optlab.history import HISTORY_FILE
 from optlab.hydra_context import launched_rank
 from optlab.results import RESULT_FILE
 
-
 log = logging.getLogger(__name__)
 
 

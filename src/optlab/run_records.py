@@ -18,7 +18,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from optlab.history import MetricHistory
 from optlab.replicas.records import replica_dirs, split_replica_metrics, write_replica_records
 from optlab.results import RunResult, write_result
-
+from optlab.upstream import tensorboard_file_writer
 
 # TensorBoard's HParams dashboard: Fill TensorBoard's HParams dashboard with each run's settings and its real metrics.
 #
@@ -27,7 +27,7 @@ from optlab.results import RunResult, write_result
 # just the session start/end summaries lets TensorBoard build the table from every run
 # (an SGD run's ``momentum`` next to an Adam run's ``betas``) and read each metric from
 # the run's own scalar tags, so the table shows what the charts show.
-# 
+#
 Scalar = int | float | str
 
 
@@ -49,8 +49,13 @@ def run_hparams(cfg: DictConfig, choices: Mapping[str, str], ignored: Mapping[st
     for group in ("model", "data"):
         group_node = OmegaConf.to_container(cfg[group], resolve=True) if cfg.get(group) is not None else {}
         assert isinstance(group_node, dict)
-        values.update({f"{group}/{key}": value for key, value in group_node.items()
-                       if not key.startswith("_") and not isinstance(value, Mapping)})
+        values.update(
+            {
+                f"{group}/{key}": value
+                for key, value in group_node.items()
+                if not key.startswith("_") and not isinstance(value, Mapping)
+            }
+        )
     values["trainer/max_epochs"] = cfg.trainer.max_epochs
     return {key: _scalar(value) for key, value in values.items()}
 
@@ -75,7 +80,7 @@ def write_hparams_session(loggers: Sequence[Logger], hparams: Mapping[str, Scala
     _, session_start, session_end = hparams_summaries(dict(hparams), {})
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
+            writer = tensorboard_file_writer(logger.experiment)
             writer.add_summary(session_start)
             writer.add_summary(session_end)
 
@@ -95,29 +100,36 @@ class RunRecords:
         return len(self.seeds)
 
     def loggers(self, configured: list[Logger]) -> list[Logger]:
-        """What the Trainer logs to: the configured loggers and the history, or with replicas, one router to those and each replica's."""
+        """What the Trainer logs to: the loggers and the history; with replicas, a router to them and to each replica."""
         self._run_loggers = [*configured, self.history]
         if self.replicas == 1:
             return self._run_loggers
         from optlab.replicas.routing import ReplicaRouter, replica_run_loggers
 
-        self._replica_loggers = [replica_run_loggers(directory, self._run_loggers)
-                                 for directory in replica_dirs(self.run_dir, self.replicas)]
+        self._replica_loggers = [
+            replica_run_loggers(directory, self._run_loggers) for directory in replica_dirs(self.run_dir, self.replicas)
+        ]
         self._router = ReplicaRouter(self._run_loggers, self._replica_loggers)
         return [self._router]
 
     @property
     def callbacks(self) -> list[Callback]:
         """The histories, which hear from the Trainer which stage logs each metric (after :meth:`loggers`)."""
-        return [logger for loggers in [self._run_loggers, *self._replica_loggers] for logger in loggers
-                if isinstance(logger, MetricHistory)]
+        return [
+            logger
+            for loggers in [self._run_loggers, *self._replica_loggers]
+            for logger in loggers
+            if isinstance(logger, MetricHistory)
+        ]
 
     def log_hyperparams(self, trainer: L.Trainer, hparams: Mapping[str, Scalar]) -> None:
         """The run's settings to its loggers and HParams, each replica's with its own seed; ``replica.json`` per replica."""
         sessions = [(trainer.loggers, dict(hparams))]  # debug=fast_dev_run: Lightning put a logger that writes nothing in
         if self._router is not None and self._router in trainer.loggers:
             sessions = [(self._run_loggers, dict(hparams))]
-            sessions += [(loggers, {**hparams, "seed": seed}) for loggers, seed in zip(self._replica_loggers, self.seeds, strict=True)]
+            sessions += [
+                (loggers, {**hparams, "seed": seed}) for loggers, seed in zip(self._replica_loggers, self.seeds, strict=True)
+            ]
         for loggers, params in sessions:
             for logger in loggers:
                 logger.log_hyperparams(params)

@@ -17,16 +17,14 @@ from omegaconf import DictConfig
 
 from optlab.building import build, build_group, build_trainer
 from optlab.config_tree import save_config_tree
-from optlab.console import quiet_lightning
+from optlab.console import closing_block, outcome_rows, quiet_lightning, run_header
 from optlab.errors import ConfigError, Interrupted, NumericalError, UserError
 from optlab.hydra_context import hydra_choices
 from optlab.model_building import build_model, refuse_ignored_overrides
 from optlab.replicas.records import is_replica_metric
 from optlab.results import RunResult
 from optlab.run_dir import ensure_fresh_output_dir, resume_from
-from optlab.run_records import RunRecords
-from optlab.console import closing_block, outcome_rows, run_header
-from optlab.run_records import run_hparams
+from optlab.run_records import RunRecords, run_hparams
 from optlab.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -65,19 +63,25 @@ def train(cfg: DictConfig) -> RunResult:
         trainer.validate(built.model, datamodule=datamodule, verbose=False)  # resumed with nothing left to train
     metrics = logged_metrics(trainer)
     tested = trainer.test(built.model, datamodule=datamodule, verbose=False)
-    result = RunResult(status="ok", metrics=metrics | logged_metrics(trainer), fit_seconds=fit_seconds,
-                       steps=trainer.global_step, epochs=trainer.current_epoch, objective=cfg.optimized_metric)
+    result = RunResult(
+        status="ok",
+        metrics=metrics | logged_metrics(trainer),
+        fit_seconds=fit_seconds,
+        steps=trainer.global_step,
+        epochs=trainer.current_epoch,
+        objective=cfg.optimized_metric,
+    )
     result, each_replica = records.finish(result, write=trainer.is_global_zero)
     require_logged(cfg.optimized_metric, result.metrics, datamodule)
     if trainer.is_global_zero:
-        rows = outcome_rows(tested[0] if tested else {}, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir),
-                            each_replica)
+        rows = outcome_rows(
+            tested[0] if tested else {}, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica
+        )
         log.info("%s", closing_block(rows, run_dir, cfg.get("logger")))
     return result
 
 
-def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig,
-        run_dir: Path) -> float:
+def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, cfg: DictConfig, run_dir: Path) -> float:
     """``trainer.fit``, resumed where the config or SLURM says; its seconds. Whatever stops it early is one line."""
     resume = resume_from(cfg, run_dir)
     allowed: AbstractContextManager[None] = nullcontext()
@@ -90,8 +94,10 @@ def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDat
         with allowed:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=not cfg.get("trust_checkpoint", False))
     except SIGTERMException:
-        raise Interrupted(f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                          f"resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}") from None
+        raise Interrupted(
+            f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+            f"resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+        ) from None
     except (MisconfigurationException, RuntimeError) as error:
         if missing := missing_monitor(trainer, error, cfg.optimized_metric, datamodule):  # a monitor the model never logs
             raise missing from None
@@ -138,8 +144,12 @@ def not_logged(key: str, metric: str, logged: Any, datamodule: Any = None, when:
     hint = ""
     if datamodule is not None and not is_overridden("val_dataloader", datamodule):
         hint = f" ({type(datamodule).__name__} has no val_dataloader, so nothing is validated)"
-    return ConfigError(key, metric, f"this run has not logged it{when}; it logged: {', '.join(names) or 'nothing'}{hint}; "
-                                    "set optimized_metric to one of those")
+    return ConfigError(
+        key,
+        metric,
+        f"this run has not logged it{when}; it logged: {', '.join(names) or 'nothing'}{hint}; "
+        "set optimized_metric to one of those",
+    )
 
 
 def require_logged(metric: str, logged: Any, datamodule: Any = None) -> None:
@@ -156,8 +166,12 @@ def missing_monitor(trainer: L.Trainer, error: BaseException, optimized_metric: 
     """
     for callback in trainer.callbacks:
         monitor = getattr(callback, "monitor", None)
-        if isinstance(callback, ModelCheckpoint | EarlyStopping) and isinstance(monitor, str) \
-                and monitor not in trainer.callback_metrics and monitor in str(error):
+        if (
+            isinstance(callback, ModelCheckpoint | EarlyStopping)
+            and isinstance(monitor, str)
+            and monitor not in trainer.callback_metrics
+            and monitor in str(error)
+        ):
             key = "optimized_metric" if monitor == optimized_metric else f"{type(callback).__name__}.monitor"
             when = f" by the end of epoch {trainer.current_epoch + 1}, when {type(callback).__name__} looks for it"
             return not_logged(key, monitor, trainer.callback_metrics, datamodule, when)

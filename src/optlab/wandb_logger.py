@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from optlab.upstream import detach_wandb_run, wandb_init_arguments
+
 
 class WandbLogger(LightningWandbLogger):
     """Lightning's ``WandbLogger`` with one W&B run per training run (``logger=wandb``).
@@ -30,7 +32,7 @@ class WandbLogger(LightningWandbLogger):
     def __init__(self, *args: Any, anonymous: bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, anonymous=anonymous, **kwargs)
         if anonymous is None:
-            self._wandb_init.pop("anonymous", None)
+            wandb_init_arguments(self).pop("anonymous", None)
         self._exit_code = 0
         WandbLogger.finish_last()
         WandbLogger._last = self
@@ -52,6 +54,6 @@ class WandbLogger(LightningWandbLogger):
     @rank_zero_only
     def finish(self) -> None:
         """Finish the W&B run this logger started, if any: wandb writes its last records and closes the run."""
-        run, self._experiment = self._experiment, None
+        run = detach_wandb_run(self)
         if run is not None:
             run.finish(exit_code=self._exit_code)

@@ -9,6 +9,8 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 
+from optlab.upstream import job_return_value
+
 log = logging.getLogger(__name__)
 
 
@@ -63,11 +65,11 @@ def portable(result: JobReturn) -> JobReturn:
     repr, with a warning.
     """
     if result.status == JobStatus.FAILED:
-        error = result._return_value
+        error = job_return_value(result)
         if not round_trips(error):
             error = RuntimeError(repr(error)).with_traceback(getattr(error, "__traceback__", None))
         result.return_value = _ErrorWithTraceback(error)
-    elif not round_trips(result._return_value):
-        log.warning("the job's return value %r cannot be sent to the launcher; its repr is returned instead", result._return_value)
-        result.return_value = repr(result._return_value)
+    elif not round_trips(value := job_return_value(result)):
+        log.warning("the job's return value %r cannot be sent to the launcher; its repr is returned instead", value)
+        result.return_value = repr(value)
     return result

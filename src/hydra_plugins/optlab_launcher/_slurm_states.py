@@ -31,9 +31,25 @@ log = logging.getLogger(__name__)
 ENDED = "ENDED"  # no longer known to slurmctld: finished more than MinJobAge ago
 # States in which a job may still run or run again. submitit's list, plus those it does not
 # name (it would take a suspended or configuring job as finished).
-NOT_FINISHED = {"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED", "CONFIGURING",
-                "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "RESV_DEL_HOLD", "SIGNALING", "SPECIAL_EXIT", "STAGE_OUT",
-                "STOPPED", "SUSPENDED"}
+NOT_FINISHED = {
+    "READY",
+    "PENDING",
+    "RUNNING",
+    "UNKNOWN",
+    "REQUEUED",
+    "COMPLETING",
+    "PREEMPTED",
+    "CONFIGURING",
+    "REQUEUE_FED",
+    "REQUEUE_HOLD",
+    "RESIZING",
+    "RESV_DEL_HOLD",
+    "SIGNALING",
+    "SPECIAL_EXIT",
+    "STAGE_OUT",
+    "STOPPED",
+    "SUSPENDED",
+}
 QUERY_TIMEOUT_S = 60
 
 

@@ -55,6 +55,8 @@ from ._results import portable
 log = logging.getLogger(__name__)
 
 INTERRUPTED = 130  # exit status of a process stopped by Ctrl+C (128 + SIGINT)
+
+
 def target_modules(config: DictConfig) -> list[str]:
     """Modules of the classes the task config builds through ``_target_`` (data, model, callbacks...)."""
     modules: list[str] = []
@@ -108,8 +110,12 @@ class ParallelLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         at_once = concurrent_jobs(self.n_jobs, len(job_overrides), available_cores())
-        log.info("Launching %d jobs, %d at a time, as forks of one preloaded process; sweep output dir: %s",
-                 len(job_overrides), at_once, sweep_dir)
+        log.info(
+            "Launching %d jobs, %d at a time, as forks of one preloaded process; sweep output dir: %s",
+            len(job_overrides),
+            at_once,
+            sweep_dir,
+        )
         for idx, overrides in enumerate(job_overrides):
             log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
@@ -125,8 +131,10 @@ class ParallelLauncher(Launcher):
                 zygote.join()
                 results = None
         if signals.received:
-            log.error("sweep stopped by %s: each job that was running saved checkpoints/last.ckpt to resume from",
-                      " and ".join(signal.Signals(signum).name for signum in signals.received))
+            log.error(
+                "sweep stopped by %s: each job that was running saved checkpoints/last.ckpt to resume from",
+                " and ".join(signal.Signals(signum).name for signum in signals.received),
+            )
             raise SystemExit(128 + signals.received[0])
         if results is None:
             raise RuntimeError(f"the sweep's zygote process ended with exit code {zygote.exitcode} before its jobs did")
@@ -212,8 +220,9 @@ class ParallelLauncher(Launcher):
             while pending and len(running) < at_once and not self._terminated:
                 idx, overrides = pending.pop()
                 receiver, sender = fork.Pipe(duplex=False)
-                process = fork.Process(target=self._job, args=(idx, overrides, at_once, os.getpid(), sender),
-                                       name=f"sweep-job-{idx}")
+                process = fork.Process(
+                    target=self._job, args=(idx, overrides, at_once, os.getpid(), sender), name=f"sweep-job-{idx}"
+                )
                 process.start()
                 sender.close()
                 running[receiver] = (idx, overrides, process)
@@ -230,7 +239,11 @@ class ParallelLauncher(Launcher):
             result: JobReturn = receiver.recv()
         except Exception as error:  # EOFError: it died without reporting (killed, out of memory, a crash in C)
             process.join()
-            detail = f"died with exit code {process.exitcode}" if isinstance(error, EOFError) else f"sent a result that could not be read: {error!r}"
+            detail = (
+                f"died with exit code {process.exitcode}"
+                if isinstance(error, EOFError)
+                else f"sent a result that could not be read: {error!r}"
+            )
             result = self._failed(idx, overrides, f"sweep job #{idx} ({' '.join(overrides)}) {detail}")
         finally:
             receiver.close()

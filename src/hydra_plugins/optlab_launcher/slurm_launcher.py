@@ -24,10 +24,10 @@ from typing import Any
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from hydra_plugins.hydra_submitit_launcher import submitit_launcher
-from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.optlab_launcher._slurm_states import SlurmStateJob
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,10 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
             executor = self._executor()
             submitted = executor.map_array(self, *zip(*arguments))
         except Exception as error:  # noqa: BLE001  (sbatch refused the request: say why, in one line)
-            log.error("SLURM refused the jobs: %s (see hydra.launcher.cpus_per_task, mem_gb, gpus_per_node, partition)",
-                      last_line(error))
+            log.error(
+                "SLURM refused the jobs: %s (see hydra.launcher.cpus_per_task, mem_gb, gpus_per_node, partition)",
+                last_line(error),
+            )
             sys.exit(1)
         # The same jobs, their states asked of sacct or, without accounting, of squeue.
         jobs = [SlurmStateJob(folder=executor.folder, job_id=job.job_id, tasks=range(job.num_tasks)) for job in submitted]
@@ -75,8 +77,14 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
         try:
             return job.results()[0]
         except Exception as error:  # noqa: BLE001  (no result came back: the job died where it could not report)
-            log.error("SLURM job %s (#%d: %s) ended without a result (SLURM: %s): %s", job.job_id, number,
-                      " ".join(overrides), job.state, last_line(error))
+            log.error(
+                "SLURM job %s (#%d: %s) ended without a result (SLURM: %s): %s",
+                job.job_id,
+                number,
+                " ".join(overrides),
+                job.state,
+                last_line(error),
+            )
             # Reported, not raised: the sweep report marks the job failed (no result.json) and the sweep exits 1.
             result = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
             result.return_value = math.nan

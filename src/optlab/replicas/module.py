@@ -49,20 +49,57 @@ from torchmetrics import Metric
 from optlab.errors import UserError
 from optlab.replicas.layout import module_layout, stored_layout
 from optlab.replicas.records import replica_key
+from optlab.upstream import current_hook, logs_this_step
 
 # The model's hooks each replica runs on its own instance; any other hook it overrides is refused.
-FORWARDED_HOOKS = ("setup", "on_fit_start", "on_train_start", "on_train_epoch_start", "on_train_epoch_end", "on_validation_epoch_start",
-                   "on_validation_epoch_end", "on_test_epoch_start", "on_test_epoch_end",
-                   "training_step", "validation_step", "test_step")
-UNFORWARDED_HOOKS = ("on_train_end", "on_validation_start", "on_validation_end", "on_test_start",
-                     "on_test_end", "on_fit_end", "teardown", "on_train_batch_start", "on_train_batch_end",
-                     "on_validation_batch_start", "on_validation_batch_end", "on_test_batch_start", "on_test_batch_end",
-                     "on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad",
-                     "optimizer_step", "optimizer_zero_grad", "on_save_checkpoint", "on_load_checkpoint",
-                     "configure_callbacks", "configure_gradient_clipping", "predict_step", "backward",
-                     "on_validation_model_eval", "on_validation_model_train", "on_test_model_eval", "on_test_model_train",
-                     "transfer_batch_to_device", "on_before_batch_transfer", "on_after_batch_transfer")
-
+FORWARDED_HOOKS = (
+    "setup",
+    "on_fit_start",
+    "on_train_start",
+    "on_train_epoch_start",
+    "on_train_epoch_end",
+    "on_validation_epoch_start",
+    "on_validation_epoch_end",
+    "on_test_epoch_start",
+    "on_test_epoch_end",
+    "training_step",
+    "validation_step",
+    "test_step",
+)
+UNFORWARDED_HOOKS = (
+    "on_train_end",
+    "on_validation_start",
+    "on_validation_end",
+    "on_test_start",
+    "on_test_end",
+    "on_fit_end",
+    "teardown",
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+    "on_test_batch_start",
+    "on_test_batch_end",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "optimizer_step",
+    "optimizer_zero_grad",
+    "on_save_checkpoint",
+    "on_load_checkpoint",
+    "configure_callbacks",
+    "configure_gradient_clipping",
+    "predict_step",
+    "backward",
+    "on_validation_model_eval",
+    "on_validation_model_train",
+    "on_test_model_eval",
+    "on_test_model_train",
+    "transfer_batch_to_device",
+    "on_before_batch_transfer",
+    "on_after_batch_transfer",
+)
 
 
 class _ModelStep(nn.Module):
@@ -84,16 +121,25 @@ class Replicas(L.LightningModule):
     slice, so its own ``forward`` (and anything that calls it) sees its current weights.
     """
 
-    def __init__(self, models: Sequence[L.LightningModule], seeds: Sequence[int],
-                 optimizer: Callable[..., torch.optim.Optimizer] | None,
-                 scheduler: Callable[[torch.optim.Optimizer], Any] | None = None, transposed: bool = True) -> None:
+    def __init__(
+        self,
+        models: Sequence[L.LightningModule],
+        seeds: Sequence[int],
+        optimizer: Callable[..., torch.optim.Optimizer] | None,
+        scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
+        transposed: bool = True,
+    ) -> None:
         super().__init__()
         if not models[0].automatic_optimization:
-            raise UserError(f"replicas={len(models)}: {type(models[0]).__name__} steps its optimizer itself (manual "
-                            "optimization); replicas step one optimizer over all of them, so use replicas=1")
+            raise UserError(
+                f"replicas={len(models)}: {type(models[0]).__name__} steps its optimizer itself (manual "
+                "optimization); replicas step one optimizer over all of them, so use replicas=1"
+            )
         if buffers := [name for name, _ in models[0].named_buffers()]:
-            raise UserError(f"replicas={len(models)}: {type(models[0]).__name__} has buffers ({', '.join(buffers)}), "
-                            "which vmap cannot update in place per replica; use replicas=1 or a model without them")
+            raise UserError(
+                f"replicas={len(models)}: {type(models[0]).__name__} has buffers ({', '.join(buffers)}), "
+                "which vmap cannot update in place per replica; use replicas=1 or a model without them"
+            )
         self.replicas = nn.ModuleList(models)
         self.seeds = list(seeds)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -103,13 +149,14 @@ class Replicas(L.LightningModule):
         self._names = list(stacked)  # the model's own parameter names, e.g. net.0.weight
         # Matrices may be stored as [K, in, out] and handed to the model as [K, out, in] views
         # (optlab.replicas.layout says why). ParameterDict keys may not hold dots.
-        self.stacked = nn.ParameterDict({self._key(name): nn.Parameter(stored_layout(value, transposed))
-                                         for name, value in stacked.items()})
+        self.stacked = nn.ParameterDict(
+            {self._key(name): nn.Parameter(stored_layout(value, transposed)) for name, value in stacked.items()}
+        )
         for model in models:
             model.requires_grad_(False)
             for name in self._names:
                 owner, attribute = self._owner(model, name)
-                del owner._parameters[attribute]  # the stacked parameter is the replica's weight from now on
+                delattr(owner, attribute)  # the stacked parameter is the replica's weight from now on
         self._step = vmap(self._one_step, in_dims=(0, None), randomness="different")
         # Built once, kept out of the module tree: replica 0's model_step as a forward, and each replica's self.log.
         object.__setattr__(self, "_step_module", _ModelStep(models[0]))
@@ -152,7 +199,7 @@ class Replicas(L.LightningModule):
 
     @contextmanager
     def _as_replica(self, k: int, share: Any = None) -> Iterator[list[bool]]:
-        """Replica k's ``self.log`` goes to its own metric names; its ``model_step`` returns ``share``, its part of the vectorised one's."""
+        """Replica k's ``self.log`` goes to its own names; its ``model_step`` returns ``share``, its part of the batch."""
         model, called = self.replicas[k], [False]
 
         def model_step(batch: Any, *args: Any, **kwargs: Any) -> Any:
@@ -173,8 +220,10 @@ class Replicas(L.LightningModule):
 
     def _log_replica(self, k: int, name: str, value: Any, prog_bar: bool = False, **options: Any) -> None:
         if options.get("reduce_fx", "mean") not in ("mean", torch.mean):
-            raise UserError(f"replicas={len(self.replicas)}: {type(self.replicas[k]).__name__} logs {name} with "
-                            f"reduce_fx={options['reduce_fx']!r}; replicas average each logged value, so only the mean is supported")
+            raise UserError(
+                f"replicas={len(self.replicas)}: {type(self.replicas[k]).__name__} logs {name} with "
+                f"reduce_fx={options['reduce_fx']!r}; replicas average each logged value, so only the mean is supported"
+            )
         if self._unlogged_step(options):
             return
         self._logged.setdefault(name, []).append((value, {"prog_bar": prog_bar, **options}))
@@ -187,9 +236,9 @@ class Replicas(L.LightningModule):
         the value anew every step), K + 1 times a step with replicas: they are skipped where
         no logger would see them. The progress bar shows the last logged one.
         """
-        if self._current_fx_name != "training_step" or options.get("on_step") is False or options.get("on_epoch"):
+        if current_hook(self) != "training_step" or options.get("on_step") is False or options.get("on_epoch"):
             return False
-        return not self.trainer._logger_connector.should_update_logs
+        return not logs_this_step(self.trainer)
 
     def _log_means(self) -> None:
         """What every replica logged in this hook, averaged under the model's own name (a metric object: its value)."""
@@ -206,12 +255,14 @@ class Replicas(L.LightningModule):
             if on_epoch:
                 epoch_name = f"{name}_epoch" if on_step else name
                 self._epoch_means.setdefault(self._stage(), {})[epoch_name] = (
-                    values, {**options, "on_step": False, "on_epoch": True})
+                    values,
+                    {**options, "on_step": False, "on_epoch": True},
+                )
         self._logged = {}
 
     def _levels(self, options: Mapping[str, Any]) -> tuple[bool, bool]:
         """``on_step`` and ``on_epoch`` as Lightning resolves them in the current hook."""
-        in_training_step = self._current_fx_name == "training_step"
+        in_training_step = current_hook(self) == "training_step"
         on_step = options.get("on_step")
         on_epoch = options.get("on_epoch")
         return (in_training_step if on_step is None else on_step), (not in_training_step if on_epoch is None else on_epoch)
@@ -238,8 +289,10 @@ class Replicas(L.LightningModule):
             with self._as_replica(k, shares[k]) as called:
                 results.append(getattr(model, hook)(batch, batch_idx))
             if not called[0]:
-                raise UserError(f"replicas={len(self.replicas)}: {type(model).__name__}.{hook} does not take its loss "
-                                "from self.model_step(batch), the one call replicas vectorise (docs/replicas.md)")
+                raise UserError(
+                    f"replicas={len(self.replicas)}: {type(model).__name__}.{hook} does not take its loss "
+                    "from self.model_step(batch), the one call replicas vectorise (docs/replicas.md)"
+                )
         self._log_means()
         return results
 
@@ -253,7 +306,9 @@ class Replicas(L.LightningModule):
         self._each("setup", stage)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        losses = [result["loss"] if isinstance(result, Mapping) else result for result in self._steps("training_step", batch, batch_idx)]
+        losses = [
+            result["loss"] if isinstance(result, Mapping) else result for result in self._steps("training_step", batch, batch_idx)
+        ]
         # The sum: replica k's gradient is its own loss's, whatever the others'.
         return torch.stack(losses).sum()
 

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-
 # A run with replicas=K keeps each replica's record in <run>/replica_00/ ..., with replica.json naming its seed.
 REPLICA_PREFIX = "replica_"
 REPLICA_FILE = "replica.json"
@@ -68,5 +67,7 @@ def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str
     summary = summarise([replica[metric] for replica in each if metric in replica])
     if summary is None or summary.std is None:
         return None
-    return (f"{summary.n} seeds: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
-            f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; {where}")
+    return (
+        f"{summary.n} seeds: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
+        f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; {where}"
+    )

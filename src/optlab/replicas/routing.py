@@ -24,8 +24,9 @@ def replica_run_loggers(directory: Path, run_loggers: Sequence[Logger]) -> list[
     return loggers
 
 
-def replica_hparams(replica_loggers: Sequence[Sequence[Logger]], hparams: Mapping[str, Any],
-                    seeds: Sequence[int]) -> list[tuple[Sequence[Logger], dict[str, Any]]]:
+def replica_hparams(
+    replica_loggers: Sequence[Sequence[Logger]], hparams: Mapping[str, Any], seeds: Sequence[int]
+) -> list[tuple[Sequence[Logger], dict[str, Any]]]:
     """Each replica's loggers with the hyper-parameters of the single run it equals: its own seed."""
     return [(loggers, {**hparams, "seed": seed}) for loggers, seed in zip(replica_loggers, seeds, strict=True)]
 

@@ -8,8 +8,8 @@ both start from here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,8 +119,14 @@ def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, st
         overrides = dict(parse_override(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
     prefix = run_dir.name.split("_", 1)[0]
     result = read_result(job_dir)
-    job = Job(path=job_dir, number=int(prefix) if prefix.isdigit() else -1, overrides=overrides, status="failed",
-              history=read_history(job_dir), run_dir=run_dir)
+    job = Job(
+        path=job_dir,
+        number=int(prefix) if prefix.isdigit() else -1,
+        overrides=overrides,
+        status="failed",
+        history=read_history(job_dir),
+        run_dir=run_dir,
+    )
     if result is None:
         job.error = "no result.json: the job was stopped before it finished"
     else:
@@ -194,7 +200,7 @@ class ReportSettings:
     metric: str = ""  # optimized_metric; a sweep read without its configs ranks by nothing
     direction: str = "minimize"
     metrics: tuple[str, ...] = ()  # empty: every metric the jobs logged
-    panels: tuple[str, ...] = ()   # empty: the training and validation metrics
+    panels: tuple[str, ...] = ()  # empty: the training and validation metrics
 
     def key(self, value: float | None) -> float:
         """Sort key: best first, missing values last."""

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from optlab.uncertainty import interval_bands
 from optlab.report.jobs import Group, Job, ReportSettings, default_metrics
+from optlab.uncertainty import interval_bands
 
 PANEL_SIZE = (6.0, 4.8)  # inches per panel; at DPI 100 two panels make a 1200 x 480 PNG
 DPI = 100

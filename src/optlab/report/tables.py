@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from optlab.console import look_commands, plural, relative
+from optlab.report.jobs import (
+    Column,
+    Group,
+    Job,
+    ReportSettings,
+    find_jobs,
+    group_by_seed,
+    label,
+    metric_columns,
+    read_settings,
+    varying_keys,
+)
 from optlab.uncertainty import SIGNIFICANCE, Difference, Summary, summarise, welch
-from optlab.report.jobs import Column, Group, Job, ReportSettings, find_jobs, group_by_seed, label, metric_columns, read_settings, varying_keys
 
 
 def format_number(value: float | None) -> str:
@@ -77,12 +88,15 @@ def p_value_cell(difference: Difference) -> str:
     return f"{difference.p_value:.3g}" + (" *" if difference.significant else "")
 
 
-SIGNIFICANCE_NOTE = (f"p: Welch's t-test of each configuration's final `{{metric}}` against the best one's, over their seeds; "
-                     f"* marks p < {SIGNIFICANCE}. CI: 95 % confidence interval of the mean (Student's t).")
+SIGNIFICANCE_NOTE = (
+    f"p: Welch's t-test of each configuration's final `{{metric}}` against the best one's, over their seeds; "
+    f"* marks p < {SIGNIFICANCE}. CI: 95 % confidence interval of the mean (Student's t)."
+)
 
 
-def comparison_table(groups: Sequence[Group], settings: ReportSettings, columns: Mapping[str, Column],
-                     every_column: bool) -> tuple[list[str], list[list[str]]]:
+def comparison_table(
+    groups: Sequence[Group], settings: ReportSettings, columns: Mapping[str, Column], every_column: bool
+) -> tuple[list[str], list[list[str]]]:
     """Per configuration, best first: the final and best ``optimized_metric`` over seeds with their
     spread and interval, and whether it differs significantly from the best configuration;
     with ``every_column``, the other columns' mean ± std too."""
@@ -99,15 +113,24 @@ def comparison_table(groups: Sequence[Group], settings: ReportSettings, columns:
         cells = [group.label, str(sum(job.status == "ok" for job in group.jobs))]
         for values in (finals[group.label], group.values(best)):
             summary = summarise(values)
-            cells += [format_number(summary.mean) if summary else "", format_number(summary.std) if summary else "", interval(summary)]
+            cells += [
+                format_number(summary.mean) if summary else "",
+                format_number(summary.std) if summary else "",
+                interval(summary),
+            ]
         cells.append("best" if rank == 0 else p_value_cell(welch(finals[ordered[0].label], finals[group.label])))
         cells += [mean_std(group.values(columns[name])) for name in others]
         rows.append(cells)
     return header, rows
 
 
-def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], settings: ReportSettings, columns: Mapping[str, Column],
-                   every_column: bool = True) -> Tables:
+def summary_tables(
+    jobs: Sequence[Job],
+    groups: Sequence[Group],
+    settings: ReportSettings,
+    columns: Mapping[str, Column],
+    every_column: bool = True,
+) -> Tables:
     def rank_value(job: Job) -> float | None:
         return job.final(settings.metric) if job.status == "ok" else None
 
@@ -124,8 +147,12 @@ def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], settings: Repor
     group_table = comparison_table(groups, settings, columns, every_column) if any(len(g.jobs) > 1 for g in groups) else None
     job_table = (
         ["job", "overrides", "status", *columns, "error"],
-        [[str(job.number), label(job, keys), job.status] + [format_number(read(job)) for read in columns.values()]
-         + [job.error] for job in ordered],
+        [
+            [str(job.number), label(job, keys), job.status]
+            + [format_number(read(job)) for read in columns.values()]
+            + [job.error]
+            for job in ordered
+        ],
     )
     return Tables(heading, group_table, job_table)
 
@@ -133,8 +160,14 @@ def summary_tables(jobs: Sequence[Job], groups: Sequence[Group], settings: Repor
 def write_markdown(sweep_dir: Path, tables: Tables, metric: str, path: Path) -> None:
     lines = [f"# Sweep {sweep_dir.name}", "", tables.heading, ""]
     if tables.groups:
-        lines += ["## Over seeds, per configuration", "", SIGNIFICANCE_NOTE.format(metric=metric), "",
-                  *markdown_table(*tables.groups), ""]
+        lines += [
+            "## Over seeds, per configuration",
+            "",
+            SIGNIFICANCE_NOTE.format(metric=metric),
+            "",
+            *markdown_table(*tables.groups),
+            "",
+        ]
     lines += ["## Jobs", "", *markdown_table(*tables.jobs)]
     path.write_text("\n".join(lines) + "\n")
 
@@ -143,8 +176,11 @@ def write_groups_csv(groups: Sequence[Group], columns: Mapping[str, Column], set
     """Every column's statistics per configuration, unrounded: mean, std, 95 % interval, and p against the best."""
     final = columns.get(settings.metric) or (lambda job: job.final(settings.metric))
     finals = {group.label: group.values(final) for group in groups}
-    best = min((group for group in groups if finals[group.label]), default=None,
-               key=lambda group: settings.key(statistics.fmean(finals[group.label])))
+    best = min(
+        (group for group in groups if finals[group.label]),
+        default=None,
+        key=lambda group: settings.key(statistics.fmean(finals[group.label])),
+    )
     with path.open("w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["configuration", "column", "n", "mean", "std", "ci95_low", "ci95_high", "p_vs_best"])
@@ -157,8 +193,16 @@ def write_groups_csv(groups: Sequence[Group], columns: Mapping[str, Column], set
                 if name == settings.metric and best is not None and group is not best:
                     difference = welch(finals[best.label], finals[group.label])
                     p_value = "" if difference.p_value is None else repr(difference.p_value)
-                writer.writerow([group.label, name, summary.n, repr(summary.mean), *("" if v is None else repr(v)
-                                 for v in (summary.std, summary.low, summary.high)), p_value])
+                writer.writerow(
+                    [
+                        group.label,
+                        name,
+                        summary.n,
+                        repr(summary.mean),
+                        *("" if v is None else repr(v) for v in (summary.std, summary.low, summary.high)),
+                        p_value,
+                    ]
+                )
 
 
 def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, Any] | None) -> str:
@@ -168,14 +212,22 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, 
     tables = summary_tables(jobs, group_by_seed(jobs), settings, columns, every_column=False)
     lines = ["", f"sweep {relative(sweep_dir)}: {tables.heading.replace('`', '')}"]
     if tables.groups:
-        lines += ["", "over seeds, per configuration:", *text_table(*tables.groups),
-                  SIGNIFICANCE_NOTE.format(metric=settings.metric).replace("`", ""), "", "jobs:"]
+        lines += [
+            "",
+            "over seeds, per configuration:",
+            *text_table(*tables.groups),
+            SIGNIFICANCE_NOTE.format(metric=settings.metric).replace("`", ""),
+            "",
+            "jobs:",
+        ]
     header, rows = tables.jobs
     if not any(row[-1] for row in rows):  # no job failed: no error column
         header, rows = header[:-1], [row[:-1] for row in rows]
     lines += [*text_table(header, rows), ""]
-    lines += [f"plot      {relative(sweep_dir / 'comparison.png')}",
-              f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv, statistics: groups.csv)"]
+    lines += [
+        f"plot      {relative(sweep_dir / 'comparison.png')}",
+        f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv, statistics: groups.csv)",
+    ]
     lines += [f"look      {command}" for command in look_commands(loggers, sweep_dir, sweep=True)]
     return "\n".join(lines)
 
@@ -193,6 +245,7 @@ def build_report(sweep_dir: Path) -> list[Job]:
     write_csv(jobs, columns, sweep_dir / "summary.csv")
     write_markdown(sweep_dir, summary_tables(jobs, groups, settings, columns), settings.metric, sweep_dir / "summary.md")
     write_groups_csv(groups, columns, settings, sweep_dir / "groups.csv")
-    plot_comparison(groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}",
-                    metric=settings.metric)
+    plot_comparison(
+        groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}", metric=settings.metric
+    )
     return jobs
