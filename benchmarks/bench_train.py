@@ -419,15 +419,34 @@ def main() -> None:
                 )
             )
 
-    print("\n| measure | plain / baseline | optlab | ratio |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    measured = (
+        f"Measured by `make bench` on {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}; medians of interleaved repetitions."
+    )
+    table = markdown_table(["measure", "plain / baseline", "optlab", "ratio"], rows)
+    print("\n" + table)
+    if rows and not args.skip:
+        write_between_markers(ROOT / "README.md", f"{measured}\n\n{table}")
     if "ablation" not in args.skip:
-        print("\n| speed measure | time per epoch it saves (median) | range over reps |\n|---|---|---|")
-        for row in ablation_rows:
-            print("| " + " | ".join(row) + " |")
+        ablation = markdown_table(["speed measure", "time per epoch it saves (median)", "range over reps"], ablation_rows)
+        print("\n" + ablation)
+        if not args.skip:
+            write_between_markers(ROOT / "docs" / "speed.md", f"{measured}\n\n{table}\n\nWhat each measure saves:\n\n{ablation}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n(benchmark process peak {peak:.0f} MiB)")
+
+
+def markdown_table(header: list[str], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def write_between_markers(path: Path, text: str) -> None:
+    """Replace what lies between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in ``path`` (a full run only)."""
+    content = path.read_text()
+    start, end = content.index("<!-- bench:start -->\n") + len("<!-- bench:start -->\n"), content.index("<!-- bench:end -->")
+    path.write_text(content[:start] + text + "\n" + content[end:])
+    print(f"wrote the table into {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
