@@ -11,7 +11,10 @@ every path (run, sweep, parallel launcher, eval, resume, CSV, replicas).
 from __future__ import annotations
 
 import csv
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -429,3 +432,61 @@ def test_lht_compile_true_trains_evaluates_and_resumes(tmp_path: Path) -> None:
         [*args, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=resumed"], cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+# --- the two wings: the machinery runs without the notebook's experiment --------------------
+
+
+def test_the_machinery_never_imports_the_copy_side() -> None:
+    import ast
+
+    machinery = [*(ROOT / "src" / "optlab").rglob("*.py"), *(ROOT / "src" / "hydra_plugins").rglob("*.py")]
+    arrows = []
+    for path in machinery:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            arrows += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] == "experiment"]
+    assert len(machinery) > 20 and arrows == []
+
+
+@pytest.mark.slow
+def test_a_user_experiment_runs_with_the_notebooks_experiment_gone(tmp_path: Path) -> None:
+    """``experiment`` made unimportable: a run, its sweep report and eval.py of the user's own modules still work."""
+    script = (
+        "import runpy, sys; sys.modules['experiment'] = None; script = sys.argv[1]; sys.argv = sys.argv[1:]; "
+        "runpy.run_path(script, run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": str(STYLES), "PYTHONWARNINGS": "ignore"}
+    args = [SEARCHPATH, "data=docs_digits", "model=docs_digits", "optimized_metric=val_loss", *QUICK]
+    swept = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "train.py"), "-m", *args, "model.lr=0.001,0.01", "hydra.sweep.dir=sweep"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    assert [row["status"] for row in summary_rows(tmp_path / "sweep")] == ["ok", "ok"]
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(ROOT / "eval.py"),
+            f"ckpt_path={job_dirs(tmp_path / 'sweep')[0]}/checkpoints/last.ckpt",
+            "hydra.run.dir=eval",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
