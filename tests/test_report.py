@@ -115,8 +115,8 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
 
     # The console ends with the table, best first, then where the plot, table and TensorBoard are.
     sweep = f"logs/multiruns/{sweep_dir.name}"
-    closing = result.stdout.rstrip().splitlines()[-9:]
-    assert closing[0] == f"sweep {sweep}: 3 jobs, 3 ok, 0 failed. Best first by val/loss (lower is better)."
+    closing = result.stdout.rstrip().splitlines()[-10:]
+    assert closing[0] == f"sweep {sweep}: 3 jobs, 3 ok. Best first by val/loss (lower is better)."
     # The columns are the metrics the jobs logged, optimized_metric first, then validation, test and training
     # ones, then the best of optimized_metric.
     assert closing[1].split() == [
@@ -133,10 +133,11 @@ def test_report_of_a_real_sweep_holds_what_the_event_files_hold(
         "fit_seconds",
     ]
     assert [line.split()[0] for line in closing[2:5]] == ranked
-    assert closing[-3:] == [
+    assert closing[-4:] == [
         f"plot      {sweep}/comparison.png",
         f"table     {sweep}/summary.md (all columns: summary.csv, statistics: groups.csv)",
         f"look      tensorboard --logdir {sweep}",
+        f"sweep {sweep}: 3 jobs, 3 ok",  # the last line: how every job ended
     ]
 
 
@@ -268,13 +269,13 @@ def test_replicas_and_seed_jobs_are_seeds_alike(tmp_path: Path) -> None:
     assert (tmp_path / rows[0]["job"]).is_dir()
 
 
-def test_a_job_that_never_finished_counts_as_failed(tmp_path: Path) -> None:
+def test_a_job_that_never_finished_is_reported_unfinished(tmp_path: Path) -> None:
     write_job(tmp_path, 0, ["optimizer=a"], [1.0, 0.5], [0.8, 0.9])
     write_job(tmp_path, 1, ["optimizer=b"], [1.0], [0.7], result=False)
     build_report(tmp_path)
     rows = read_rows(tmp_path)
-    assert [row["status"] for row in rows] == ["ok", "failed"]
-    assert "stopped before it finished" in rows[1]["error"]
+    assert [row["status"] for row in rows] == ["ok", "unfinished"]
+    assert rows[1]["error"] == "no result.json: killed, or still running elsewhere"
     assert rows[1]["train/loss_epoch"] == "1.0"  # what it did write is still reported
 
 

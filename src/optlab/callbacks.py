@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from optlab.errors import Interrupted
 from optlab.history import shown_by_default
 from optlab.replicas.records import is_replica_metric
 
@@ -117,16 +118,17 @@ class EpochTable(TQDMProgressBar):
 
 
 class CheckpointOnInterrupt(Callback):
-    """On Ctrl+C, SIGTERM or SLURM's time-limit warning, finish the current batch, then save ``checkpoints/last.ckpt``.
+    """On Ctrl+C, a dropped terminal (SIGHUP), SIGTERM or SLURM's time-limit warning: finish the batch, save ``last.ckpt``.
 
     ``ckpt_path=.../last.ckpt`` then resumes from where the run stopped, not from the end
-    of the last finished epoch; a job SLURM requeues does so by itself (see ``optlab.train``).
+    of the last finished epoch; a job SLURM requeues does so by itself (``optlab.run_dir``).
     The save waits for the batch to end so that the weights, optimizer state and loop
-    counters agree (a signal can land mid-step); a second Ctrl+C interrupts at once.
+    counters agree (a signal can land mid-step); a second signal stops the run at once.
     SIGTERM is Lightning's: it stops after the batch and raises, and this callback saves.
     SIGUSR2 is what submitit asks SLURM to send before a job's time limit: after the save,
     submitit's own handler requeues the job. Other exceptions (a crash, a diverged run) save
     nothing: their state is not worth resuming from, and the previous ``last.ckpt`` stays.
+    Under DDP, Lightning stops every rank on SIGTERM and this callback saves nothing.
     """
 
     def __init__(self) -> None:
@@ -136,7 +138,7 @@ class CheckpointOnInterrupt(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.world_size != 1 or threading.current_thread() is not threading.main_thread():
             return
-        signals = [signal.SIGINT]
+        signals = [signal.SIGINT, signal.SIGHUP]
         if callable(signal.getsignal(signal.SIGUSR2)):  # submitit's time-limit handler is installed
             signals.append(signal.SIGUSR2)
         for signum in signals:
@@ -144,7 +146,7 @@ class CheckpointOnInterrupt(Callback):
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         self.stop_requested = signum
-        signal.signal(signum, self._previous[signum])  # a second Ctrl+C is not delayed
+        signal.signal(signum, self._previous[signum])  # a second one is not delayed
         log.info("%s: stopping after this batch and saving last.ckpt", signal.Signals(signum).name)
 
     def on_train_batch_end(
@@ -155,7 +157,7 @@ class CheckpointOnInterrupt(Callback):
         self._save(trainer)
         if self.stop_requested == signal.SIGUSR2:
             self._previous[signal.SIGUSR2](signal.SIGUSR2, None)  # submitit requeues the job and exits
-        raise KeyboardInterrupt
+        raise Interrupted(self.stop_requested)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         # Lightning raises SIGTERMException only between batches, so the state is consistent.

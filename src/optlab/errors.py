@@ -8,6 +8,8 @@ building them from a config group turns it into a :class:`ConfigError` for the f
 
 from __future__ import annotations
 
+import errno
+import signal
 from typing import Any
 
 
@@ -32,7 +34,37 @@ class OutputDirInUse(UserError):
 
 
 class Interrupted(UserError):
-    """The run was stopped by a signal; its last checkpoint can resume it."""
+    """The run was stopped by a signal (Ctrl+C, SIGTERM, a dropped terminal's SIGHUP); its last checkpoint can resume it."""
+
+    def __init__(self, signum: int, detail: str = "") -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}{detail}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum  # as a shell reports a process a signal ended
+
+
+def stop_now(signum: int, frame: object) -> None:
+    """A signal handler that stops the run where it is: outside training, nothing is left half done."""
+    raise Interrupted(signum)
+
+
+class MachineError(UserError):
+    """The machine refused: a disk full, memory gone, a file that cannot be written."""
+
+
+def machine_error(error: BaseException) -> MachineError | None:
+    """What the operating system or the allocator refused, as one line naming the cause and the path; else None."""
+    cause: BaseException | None = error
+    while cause is not None:  # a failure inside a class Hydra built arrives wrapped
+        if isinstance(cause, OSError) and cause.errno is not None:
+            where = f": {cause.filename}" if cause.filename else ""
+            return MachineError(f"{cause.strerror or errno.errorcode.get(cause.errno, cause)}{where}")
+        if isinstance(cause, MemoryError) or type(cause).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(cause):
+            return MachineError(f"out of memory: {' '.join(str(cause).split()) or type(cause).__name__}")
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return None
 
 
 class InvalidArgument(ValueError):

@@ -70,10 +70,14 @@ class MetricHistory(Logger, Callback):
         self._stages.add(record["stage"])  # on every rank: the task's decisions from it must agree across DDP ranks
         if rank_zero_only.rank != 0:
             return
-        if self._stream is None:
-            self._save_dir.mkdir(parents=True, exist_ok=True)
-            self._stream = (self._save_dir / HISTORY_FILE).open("a", buffering=1)  # line-buffered
-        self._stream.write(json.dumps({**record, **{tag: float(value) for tag, value in metrics.items()}}) + "\n")
+        path = self._save_dir / HISTORY_FILE
+        try:
+            if self._stream is None:
+                self._save_dir.mkdir(parents=True, exist_ok=True)
+                self._stream = path.open("a", buffering=1)  # line-buffered
+            self._stream.write(json.dumps({**record, **{tag: float(value) for tag, value in metrics.items()}}) + "\n")
+        except OSError as error:  # a full disk: say which file
+            raise OSError(error.errno, error.strerror, str(path)) from error
 
     def logged(self, stage: str) -> bool:
         """Whether ``stage`` (``validate``...) logged anything in this process."""
@@ -104,6 +108,7 @@ class History:
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # lines that could not be read, each named
 
     def points(self, tag: str) -> list[Point]:
         return [Point(record["step"], _epoch(record), record[tag]) for record in self.records if tag in record]
@@ -149,16 +154,26 @@ def _epoch(record: dict[str, Any]) -> int | None:
 
 
 def read_history(run_dir: Path) -> History:
-    """The run's ``metrics.jsonl``; a line that cannot be read (the last of a killed run) is skipped."""
+    """The run's ``metrics.jsonl``. A last line cut short (a run killed while writing it) is left out; any other line
+    that cannot be read is left out and named in ``problems``."""
     path = run_dir / HISTORY_FILE
     history = History()
     if not path.is_file():
         return history
-    for line in path.read_bytes().splitlines():
+    content = path.read_bytes()
+    lines = content.splitlines()
+    for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except UnicodeDecodeError:
+            history.problems.append(f"{HISTORY_FILE} line {number} is not UTF-8 text")
+            continue
+        except ValueError:
+            if number < len(lines) or content.endswith(b"\n"):
+                history.problems.append(f"{HISTORY_FILE} line {number} is not JSON")
             continue
         if isinstance(record, dict) and "step" in record:
             history.records.append(record)
+        else:
+            history.problems.append(f"{HISTORY_FILE} line {number} is not a record of logged metrics")
     return history

@@ -8,6 +8,7 @@ the sweep directory.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
@@ -15,14 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from optlab.errors import is_int
-from optlab.hydra_context import in_sweep, launched_rank
-from optlab.results import RESULT_FILE, read_result
-from optlab.run_dir import earlier_run_file, in_use_message
+from optlab.errors import OutputDirInUse, is_int
+from optlab.run_dir import claim_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +48,10 @@ class CheckLogDir(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config.hydra.run.dir, "hydra.run.dir")
-        run_dir = Path(config.hydra.run.dir)
-        if launched_rank() != 0:  # a DDP process that Lightning or SLURM started writes into rank 0's run
-            return
-        if earlier := earlier_run_file(run_dir):  # before Hydra rewrites its .hydra/ and log there
-            log.error("%s", in_use_message(run_dir, earlier))
+        try:  # before Hydra writes its .hydra/ and train.log there
+            claim_run_dir(Path(config.hydra.run.dir))
+        except OutputDirInUse as error:
+            log.error("%s", error)
             sys.exit(1)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -163,38 +160,48 @@ def rebuild_report(sweep_dir: Path) -> list[Any]:
         return []
 
 
-def sweep_has_failed_job(sweep_dir: Path) -> bool:
-    return any(
-        (result := read_result(job_dir)) is not None and result.status != "ok"
-        for job_dir in (path.parent for path in sweep_dir.glob(f"*/{RESULT_FILE}"))
-    )
-
-
 class SweepReport(Callback):
-    """Write the report; exit non-zero when a job failed, unless ``fail_on_job_error`` is off (searches)."""
+    """The sweep's report, written once, when every job has ended: the one ``python -m optlab.report`` would write.
+
+    When the sweep ends normally, Hydra calls ``on_multirun_end``. When it is stopped (Ctrl+C,
+    SIGTERM, a dropped terminal) or a job raised a bug, Hydra skips that call and the process
+    exits: the report is then written on the way out. The console ends with one line that says
+    how every job the sweep defined ended; the sweep exits non-zero when one did not end ok,
+    unless ``fail_on_job_error`` is off (a search, where a diverged trial is a result).
+    """
 
     def __init__(self, fail_on_job_error: bool = True) -> None:
         self.fail_on_job_error = fail_on_job_error
+        self._pending: tuple[Path, Any] | None = None
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if not in_sweep():
-            return
-        sweep_dir = Path(config.hydra.sweep.dir)
-        if job_return.status == JobStatus.FAILED or sweep_has_failed_job(sweep_dir):
-            rebuild_report(sweep_dir)
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._pending = (Path(config.hydra.sweep.dir), config.get("logger"))
+        atexit.register(self._report_on_exit)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        jobs = self._report()
+        if self.fail_on_job_error and any(job.status != "ok" for job in jobs):
+            sys.exit(1)
+
+    def _report_on_exit(self) -> None:
+        self._report()
+
+    def _report(self) -> list[Any]:
+        if self._pending is None:  # written already
+            return []
+        sweep_dir, loggers = self._pending
+        self._pending = None
         jobs = rebuild_report(sweep_dir)
         if not jobs:
-            return
-        from optlab.report.tables import console_summary
+            return jobs
+        from optlab.report.tables import closing_line, console_summary
 
-        print(console_summary(jobs, sweep_dir, config.get("logger")), flush=True)  # the console's last screen, not a log record
-        failed = [job for job in jobs if job.status != "ok"]
-        if failed:
-            log.error("%d of %d jobs failed:", len(failed), len(jobs))
-            for job in failed:
-                log.error("  %s: %s", job.name, job.error)
-            if self.fail_on_job_error:
-                sys.exit(1)
+        try:  # the console's last screen, not log records; a dropped terminal may take it away
+            print(console_summary(jobs, sweep_dir, loggers), flush=True)
+            for job in jobs:
+                if job.status != "ok":
+                    print(f"  {job.name}: {job.status}: {job.error}", flush=True)
+            print(closing_line(jobs, sweep_dir), flush=True)
+        except OSError:
+            pass
+        return jobs

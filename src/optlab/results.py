@@ -1,24 +1,50 @@
 """``result.json``: each run's outcome on disk, so a sweep report needs nothing but files.
 
-A job that finishes writes ``status: ok`` with its final metrics and timings; one that
-raises writes ``status: failed`` with the error's last line. A job killed outright writes
-nothing, which the report also treats as failed. What it logged on the way is in its
-``metrics.jsonl`` (:mod:`optlab.history`).
+A run that finishes writes ``status: ok`` with its final metrics and timings; one that
+raises writes ``failed`` with the error's last line; one a signal stopped, ``interrupted`` and
+the signal. A job killed outright (SIGKILL, the out-of-memory killer) writes nothing itself:
+the launcher that saw it die writes ``killed`` and the signal for it. What a run logged on the
+way is in its ``metrics.jsonl`` (:mod:`optlab.history`).
+
+The record is written whole or not at all (:func:`write_atomically`, which checkpoints use too):
+beside its final path, on the same file system, and renamed over it once complete, so a write
+that fails (a full disk, a kill) leaves the previous file as it was and no half file behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 RESULT_FILE = "result.json"
 
 
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(stream)``: into a temporary file beside it, renamed over it when complete.
+
+    An error names ``path`` (torch and ``json`` report a full disk without it).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 @dataclass
 class RunResult:
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", "interrupted" (a signal stopped it), "killed" (its launcher saw it die)
     error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     fit_seconds: float | None = None
@@ -34,19 +60,30 @@ class RunResult:
 
 
 def write_result(output_dir: Path, result: RunResult) -> None:
-    """Write atomically: a report reading the sweep meanwhile never sees half a file."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    temporary = output_dir / f".{RESULT_FILE}.tmp"
-    temporary.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    os.replace(temporary, output_dir / RESULT_FILE)
+    """Written whole or not at all: a report reading the sweep meanwhile, or a full disk, never leaves half a file."""
+    text = (json.dumps(asdict(result), indent=2) + "\n").encode()
+    write_atomically(output_dir / RESULT_FILE, lambda stream: stream.write(text))
+
+
+class UnreadableFile(Exception):
+    """A run's record that cannot be read (a corrupted or truncated file): the message names the file and why."""
 
 
 def read_result(run_dir: Path) -> RunResult | None:
+    """The run's outcome, None if it wrote none, or :class:`UnreadableFile` naming what is wrong with it."""
     path = run_dir / RESULT_FILE
     if not path.is_file():
         return None
+    try:
+        record = json.loads(path.read_bytes())
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{RESULT_FILE} is not UTF-8 text") from None
+    except ValueError as error:  # json.JSONDecodeError, an empty file included
+        raise UnreadableFile(f"{RESULT_FILE} is not JSON ({error.args[0].split(':')[0]})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        raise UnreadableFile(f"{RESULT_FILE} holds no status")
     fields = RunResult.__dataclass_fields__
-    return RunResult(**{key: value for key, value in json.loads(path.read_text()).items() if key in fields})
+    return RunResult(**{key: value for key, value in record.items() if key in fields})
 
 
 def last_line(error: BaseException) -> str:

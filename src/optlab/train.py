@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -16,14 +17,13 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from optlab.building import build, build_group, build_trainer
-from optlab.config_tree import save_config_tree
-from optlab.console import closing_block, outcome_rows, quiet_lightning, run_header
+from optlab.console import closing_block, outcome_rows, quiet_lightning, run_header, save_config_tree
 from optlab.errors import ConfigError, Interrupted, NumericalError, UserError
 from optlab.hydra_context import hydra_choices
 from optlab.model_building import build_model, refuse_ignored_overrides
 from optlab.replicas.records import is_replica_metric
 from optlab.results import RunResult
-from optlab.run_dir import ensure_fresh_output_dir, resume_from
+from optlab.run_dir import claim_run_dir, resume_from
 from optlab.run_records import RunRecords, run_hparams
 from optlab.threads import set_threads
 
@@ -36,7 +36,7 @@ def train(cfg: DictConfig) -> RunResult:
     ``optlab.runner.run_task`` checked the config first and records what this returns (or raises) in ``result.json``.
     """
     run_dir = Path(cfg.paths.output_dir)
-    ensure_fresh_output_dir(run_dir)
+    claim_run_dir(run_dir)  # ours already when Hydra's CheckLogDir claimed it before writing .hydra/
     quiet_lightning()
     save_config_tree(cfg, run_dir)
     threads = set_threads(cfg.get("num_threads"))
@@ -94,10 +94,9 @@ def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDat
         with allowed:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=not cfg.get("trust_checkpoint", False))
     except SIGTERMException:
-        raise Interrupted(
-            f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-            f"resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
-        ) from None
+        raise stopped(trainer, run_dir, signal.SIGTERM) from None
+    except Interrupted as error:  # Ctrl+C or SIGHUP, after CheckpointOnInterrupt saved last.ckpt
+        raise stopped(trainer, run_dir, error.signum) from None
     except (MisconfigurationException, RuntimeError) as error:
         if missing := missing_monitor(trainer, error, cfg.optimized_metric, datamodule):  # a monitor the model never logs
             raise missing from None
@@ -107,6 +106,13 @@ def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDat
             raise
         raise diverged(trainer) from None
     return time.perf_counter() - started
+
+
+def stopped(trainer: L.Trainer, run_dir: Path, signum: int) -> Interrupted:
+    """Where a signal stopped training, and the command that resumes it (from ``last.ckpt``, when one is there)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume = f"; resume with ckpt_path={last}" if last.is_file() else ""
+    return Interrupted(signum, f" at epoch {trainer.current_epoch}, step {trainer.global_step}{resume}")
 
 
 def diverged(trainer: L.Trainer) -> NumericalError:

@@ -27,13 +27,13 @@ def stop_when_parent_dies(parent_pid: int, signum: int = signal.SIGTERM) -> None
 
 
 class ForwardSignals:
-    """While active, pass SIGINT and SIGTERM on to the zygote's process group instead of acting on them.
+    """While active, pass SIGINT, SIGHUP and SIGTERM on to the zygote's process group instead of acting on them.
 
-    The zygote and its jobs run in their own process group, so Ctrl+C in a terminal reaches
-    only the launcher. It passes SIGINT on to the whole group once: a job's first SIGINT
-    means "save last.ckpt, then stop" (a second would stop it at once). SIGTERM goes to the
-    zygote alone, which passes it on to its jobs, as it must when the launcher dies without
-    a word (``stop_when_parent_dies``). ``received`` holds the signals seen.
+    The zygote and its jobs run in their own process group, so Ctrl+C in a terminal, or the
+    SIGHUP of a dropped terminal, reaches only the launcher. It passes either on to the whole
+    group once: a job's first one means "save last.ckpt, then stop" (a second would stop it at
+    once). SIGTERM goes to the zygote alone, which passes it on to its jobs, as it must when the
+    launcher dies without a word (``stop_when_parent_dies``). ``received`` holds the signals seen.
     """
 
     def __init__(self, zygote_pid: int) -> None:
@@ -46,7 +46,7 @@ class ForwardSignals:
             return
         self.received.append(signum)
         try:
-            if signum == signal.SIGINT:
+            if signum in (signal.SIGINT, signal.SIGHUP):
                 os.killpg(self.zygote_pid, signum)
             else:
                 os.kill(self.zygote_pid, signum)
@@ -54,7 +54,7 @@ class ForwardSignals:
             pass
 
     def __enter__(self) -> ForwardSignals:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._forward)
         return self
 

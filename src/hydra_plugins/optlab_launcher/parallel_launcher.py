@@ -13,9 +13,11 @@ Jobs are ordinary (non-daemonic) processes, so a job may start processes of its 
 told how many jobs run at once through ``OPTLAB_CONCURRENT_JOBS`` and sizes its torch
 thread pool to its share of the cores (``optlab.threads``).
 
-The zygote and its jobs form their own process group: Ctrl+C (or SIGINT / SIGTERM sent to
-the launcher) is passed on to them exactly once, so each running job saves ``last.ckpt``.
-If the launcher is killed outright, the zygote and then the jobs get SIGTERM (Linux).
+The zygote and its jobs form their own process group: Ctrl+C, a dropped terminal's SIGHUP or
+a SIGTERM sent to the launcher is passed on to them exactly once, so each running job saves
+``last.ckpt`` and records itself interrupted. If the launcher is killed outright, the zygote and
+then the jobs get SIGTERM (Linux). A job that dies without reporting (SIGKILL, the out-of-memory
+killer) gets a ``result.json`` saying so from the zygote, and the sweep goes on to its report.
 
 Linux only: the jobs rely on ``fork`` to inherit the zygote's memory, which is unsafe on
 macOS once numpy or torch is imported.
@@ -31,6 +33,7 @@ import atexit
 import gc
 import importlib
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -47,6 +50,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from optlab.results import RESULT_FILE, RunResult, write_result
 from optlab.threads import CONCURRENT_JOBS_ENV, available_cores, concurrent_jobs, n_jobs_problem
 
 from ._processes import ForwardSignals, pass_sigterm_to_children, stop_when_parent_dies
@@ -183,6 +187,7 @@ class ParallelLauncher(Launcher):
         # A CUDA check through NVML leaves no CUDA context behind to break the forked jobs.
         os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
         self._terminated = pass_sigterm_to_children()
+        signal.signal(signal.SIGHUP, signal.default_int_handler)  # a dropped terminal, as Ctrl+C: the jobs stop, we wait
         try:
             started = time.perf_counter()
             modules = [*self.preload, *target_modules(self.config)]
@@ -239,27 +244,33 @@ class ParallelLauncher(Launcher):
             result: JobReturn = receiver.recv()
         except Exception as error:  # EOFError: it died without reporting (killed, out of memory, a crash in C)
             process.join()
-            detail = (
-                f"died with exit code {process.exitcode}"
-                if isinstance(error, EOFError)
-                else f"sent a result that could not be read: {error!r}"
-            )
-            result = self._failed(idx, overrides, f"sweep job #{idx} ({' '.join(overrides)}) {detail}")
+            result = self._record_death(idx, overrides, process.exitcode, None if isinstance(error, EOFError) else error)
         finally:
             receiver.close()
         return result
 
-    def _failed(self, idx: int, overrides: list[str], message: str) -> JobReturn:
-        """A failed result for a job that could not report one; Hydra callbacks hear of it as it did not."""
+    def _record_death(self, idx: int, overrides: list[str], exitcode: int | None, error: Exception | None) -> JobReturn:
+        """A job that ended without reporting: its ``result.json`` says how (when it wrote none itself), and the
+        sweep goes on to its report. Hydra's callbacks hear of it as of any job."""
         assert self.hydra_context is not None
-        result = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-        result.return_value = RuntimeError(message)
+        if error is not None:
+            status, message = "failed", f"sent a result that could not be read: {error!r}"
+        elif exitcode is not None and exitcode < 0:
+            status, message = "killed", f"killed by {signal.Signals(-exitcode).name}"
+        else:
+            status, message = "failed", f"exited with status {exitcode} without a result"
+        log.error("sweep job #%d (%s) %s", idx, " ".join(overrides), message)
+        result = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
+        result.return_value = math.nan
         try:
             config = self._job_config(idx, overrides)
+            job_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+            if job_dir.is_dir() and not (job_dir / RESULT_FILE).is_file():
+                write_result(job_dir, RunResult(status=status, error=message))
             HydraConfig.instance().set_config(config)
             self.hydra_context.callbacks.on_job_end(config=config, job_return=result)
-        except Exception as error:  # a callback must not take the other jobs down with it
-            log.warning("on_job_end callbacks for job #%d failed: %s", idx, error)
+        except Exception as failure:  # recording one job must not take the other jobs down with it
+            log.warning("could not record sweep job #%d: %s", idx, failure)
         return result
 
     # ---- in a job -------------------------------------------------------------------------
@@ -280,9 +291,17 @@ class ParallelLauncher(Launcher):
                 job_dir_key="hydra.sweep.dir",
                 job_subdir_key="hydra.sweep.subdir",
             )
-        except KeyboardInterrupt:  # outside fit (Lightning turns one inside fit into exit(1))
+        except KeyboardInterrupt:  # a signal before the task took over its handling
             os._exit(INTERRUPTED)
+        except SystemExit as stop:  # the task stopped on a signal, and recorded so: report it, then end as asked
+            result = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
+            result.return_value = math.nan
+            exit_status = stop.code if isinstance(stop.code, int) else 1
+        else:
+            exit_status = None
         try:
             result_pipe.send(portable(result))
         except OSError:  # the zygote is gone (stopped by a signal): nobody to report to
             os._exit(1)
+        if exit_status is not None:
+            os._exit(exit_status)

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.optlab_launcher._slurm_states import SlurmStateJob
+from optlab.results import RESULT_FILE, RunResult, write_result
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,15 @@ class SlurmLauncher(submitit_launcher.SlurmLauncher):
                 job.state,
                 last_line(error),
             )
-            # Reported, not raised: the sweep report marks the job failed (no result.json) and the sweep exits 1.
+            # Recorded, not raised: its result.json says what SLURM saw, the report lists it and the sweep exits 1.
+            self._record_death(number, f"ended without a result (SLURM: {job.state})")
             result = JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
             result.return_value = math.nan
             return result
+
+    def _record_death(self, number: int, message: str) -> None:
+        """``result.json`` for a job that started and could not write one (killed outright, out of memory, a lost node)."""
+        assert self.config is not None
+        job_dirs = list(Path(str(self.config.hydra.sweep.dir)).glob(f"{number}_*"))
+        if len(job_dirs) == 1 and not (job_dirs[0] / RESULT_FILE).is_file():
+            write_result(job_dirs[0], RunResult(status="killed", error=message))

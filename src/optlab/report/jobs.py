@@ -8,6 +8,7 @@ both start from here.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from omegaconf import OmegaConf
 
 from optlab.history import History, read_history, shown_by_default
 from optlab.replicas.records import REPLICA_FILE, REPLICA_PREFIX
-from optlab.results import read_result
+from optlab.results import UnreadableFile, read_result
+from optlab.run_dir import claim_state
 
 SEED_KEY = "seed"
 REPLICAS_KEY = "replicas"
@@ -118,21 +120,33 @@ def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, st
     if overrides is None:
         overrides = dict(parse_override(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
     prefix = run_dir.name.split("_", 1)[0]
-    result = read_result(job_dir)
     job = Job(
         path=job_dir,
         number=int(prefix) if prefix.isdigit() else -1,
         overrides=overrides,
-        status="failed",
+        status="unfinished",
         history=read_history(job_dir),
         run_dir=run_dir,
     )
+    try:
+        result = read_result(job_dir)
+    except UnreadableFile as error:
+        job.status, job.error = "unreadable", str(error)
+        return job
     if result is None:
-        job.error = "no result.json: the job was stopped before it finished"
+        state = claim_state(run_dir)
+        job.status = {"running": "running", "gone": "killed"}.get(state or "", "unfinished")
+        job.error = {
+            "running": "no result.json yet: its process is still running",
+            "gone": "no result.json, and its process is gone: killed (SIGKILL: the out-of-memory killer, kill -9)",
+        }.get(state or "", "no result.json: killed, or still running elsewhere")
     else:
         job.status, job.error = result.status, result.error
         job.fit_seconds, job.steps_per_second = result.fit_seconds, result.steps_per_second
         job.trained_epochs = result.epochs
+    if job.history.problems and job.status == "ok":  # its numbers are not all there: say so rather than rank them
+        more = f" (and {len(job.history.problems) - 1} more)" if len(job.history.problems) > 1 else ""
+        job.status, job.error = "unreadable", job.history.problems[0] + more
     return job
 
 
@@ -150,13 +164,53 @@ def read_run(run_dir: Path) -> list[Job]:
 
 
 def find_jobs(sweep_dir: Path) -> list[Job]:
-    """Every job below the sweep (Hydra writes ``.hydra/overrides.yaml`` before a job runs); a run
-    directory given instead of a sweep is one job, or its replicas."""
+    """Every job the sweep defined: those below it (Hydra writes ``.hydra/overrides.yaml`` before a job runs) and
+    those that never started (from its ``multirun.yaml``); a run directory given instead of a sweep is one job,
+    or its replicas."""
     if (sweep_dir / ".hydra" / "overrides.yaml").is_file():
         return read_run(sweep_dir)
     run_dirs = sorted({path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")})
     jobs = [job for run_dir in run_dirs for job in read_run(run_dir)]
+    started = {job.number for job in jobs}
+    jobs += [
+        Job(
+            path=sweep_dir / f"{number}_never_started",
+            number=number,
+            overrides=overrides,
+            status="never started",
+            error="the sweep stopped before this job started",
+        )
+        for number, overrides in defined_jobs(sweep_dir)
+        if number not in started
+    ]
     return sorted(jobs, key=lambda job: (job.number, job.path.parent.name if job.run_dir != job.path else "", job.path.name))
+
+
+def defined_jobs(sweep_dir: Path) -> list[tuple[int, dict[str, str]]]:
+    """The jobs a sweep defined, numbered as its launcher numbers them, from the ``multirun.yaml`` Hydra writes first.
+
+    Hydra's basic sweeper runs the product of its sweeps in order (its ``params`` first, then the
+    command line's, a later value of a key replacing an earlier one); a search (Optuna) defines
+    ``n_trials`` jobs whose overrides are chosen as it goes.
+    """
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    hydra = OmegaConf.load(path).hydra
+    sweeper = hydra.get("sweeper") or {}
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return [(number, {}) for number in range(int(sweeper.get("n_trials") or 0))]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()] + list(hydra.overrides.task)
+    parsed = {override.key_or_group: override for override in OverridesParser.create().parse_overrides(lines)}
+    choices = [
+        [f"{override.get_key_element()}={value}" for value in override.sweep_string_iterator()]
+        if override.is_sweep_override()
+        else [override.input_line]
+        for override in parsed.values()
+    ]
+    return [(number, dict(parse_override(item) for item in job)) for number, job in enumerate(itertools.product(*choices))]
 
 
 def varying_keys(jobs: Sequence[Job]) -> list[str]:

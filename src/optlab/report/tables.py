@@ -124,6 +124,22 @@ def comparison_table(
     return header, rows
 
 
+# How a job ended, in the order a reader wants to know: what finished, what went wrong, what never ran.
+STATUS_ORDER = ("ok", "failed", "interrupted", "killed", "unreadable", "unfinished", "running", "never started")
+
+
+def status_counts(jobs: Sequence[Job]) -> str:
+    """``2 ok, 1 killed, 1 never started``: every status some job has, ok always."""
+    counts = {status: sum(job.status == status for job in jobs) for status in STATUS_ORDER}
+    counts |= {job.status: sum(other.status == job.status for other in jobs) for job in jobs if job.status not in counts}
+    return ", ".join(f"{count} {status}" for status, count in counts.items() if count or status == "ok")
+
+
+def closing_line(jobs: Sequence[Job], sweep_dir: Path) -> str:
+    """The console's last line: what happened to the sweep, in one line."""
+    return f"sweep {relative(sweep_dir)}: {plural(len(jobs), 'job')}, {status_counts(jobs)}"
+
+
 def summary_tables(
     jobs: Sequence[Job],
     groups: Sequence[Group],
@@ -135,15 +151,14 @@ def summary_tables(
         return job.final(settings.metric) if job.status == "ok" else None
 
     ordered = sorted(jobs, key=lambda job: (job.status != "ok", settings.key(rank_value(job))))
-    keys = varying_keys(jobs)
-    failed = sum(job.status != "ok" for job in jobs)
+    keys = varying_keys([job for job in jobs if job.overrides])  # a search's never-started trials have none yet
     better = "lower" if settings.direction == "minimize" else "higher"
     replicas = [job for job in jobs if job.run_dir not in (None, job.path)]  # seeds a run trained together
     counted = plural(len(jobs), "job")
     if replicas:
         some = "" if len(replicas) == len(jobs) else f"{len(replicas)} of them "
         counted += f" ({some}replicas of {plural(len({job.run_dir for job in replicas}), 'run')})"
-    heading = f"{counted}, {len(jobs) - failed} ok, {failed} failed. Best first by `{settings.metric}` ({better} is better)."
+    heading = f"{counted}, {status_counts(jobs)}. Best first by `{settings.metric}` ({better} is better)."
     group_table = comparison_table(groups, settings, columns, every_column) if any(len(g.jobs) > 1 for g in groups) else None
     job_table = (
         ["job", "overrides", "status", *columns, "error"],
