@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -26,7 +26,9 @@ RESULT_FILE = "result.json"
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through ``write(stream)``: into a temporary file beside it, renamed over it when complete.
 
-    An error names ``path`` (torch and ``json`` report a full disk without it).
+    A failure removes the temporary file; a refusal of the operating system (a full disk) is raised
+    as an ``OSError`` naming ``path``, which torch and ``json`` leave out (torch even wraps it in a
+    ``RuntimeError``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -34,12 +36,18 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         with temporary.open("wb") as stream:
             write(stream)
         os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
-        raise OSError(error.errno, error.strerror, str(path)) from error
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        refused = next((cause for cause in _chain(error) if isinstance(cause, OSError) and cause.errno), None)
+        if refused is None:
+            raise
+        raise OSError(refused.errno, refused.strerror, str(path)) from error
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 @dataclass
