@@ -61,11 +61,37 @@ def train_here(cfg: DictConfig) -> RunResult:
     return execute(train, cfg, checks=check_config)
 
 
+class ScriptRun:
+    """A running ``python <script> ARGS`` (a real process: signal it with its ``pid``); ``wait()`` gives what it did."""
+
+    def __init__(self, runner: ScriptRunner, pid: int, args: list[str], streams: tempfile.TemporaryDirectory[str]) -> None:
+        self.runner, self.pid, self.args, self._streams = runner, pid, args, streams
+
+    def poll(self) -> int | None:
+        return self.runner.returncode(self.pid, block=False)
+
+    def wait(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        try:
+            code = self.runner.returncode(self.pid, timeout=timeout)
+        except TimeoutError:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.runner.returncode(self.pid, timeout=30)
+            raise subprocess.TimeoutExpired(self.args, timeout, *self._read()) from None
+        out, err = self._read()
+        self._streams.cleanup()
+        return subprocess.CompletedProcess(self.args, code, out, err)
+
+    def _read(self) -> tuple[str, str]:
+        folder = Path(self._streams.name)
+        return (folder / "stdout").read_text(), (folder / "stderr").read_text()
+
+
 class ScriptRunner:
     """``python <script> ARGS`` through ``script_server.py``: each run a real process, forked after the imports."""
 
     def __init__(self) -> None:
         self._server: subprocess.Popen[bytes] | None = None
+        self._ended: dict[int, int] = {}
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._server is None or self._server.poll() is not None:
@@ -77,7 +103,8 @@ class ScriptRunner:
             )
         return self._server
 
-    def _reply(self, server: subprocess.Popen[bytes], deadline: float) -> dict[str, int]:
+    def _reply(self, deadline: float) -> dict[str, int]:
+        server = self._started()
         assert server.stdout is not None
         if not select.select([server.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
             raise TimeoutError
@@ -86,32 +113,29 @@ class ScriptRunner:
             raise RuntimeError("the script server ended")
         return json.loads(line)
 
-    def run(
-        self, script: Path, args: Sequence[str], cwd: Path, env: dict[str, str], timeout: float
-    ) -> subprocess.CompletedProcess[str]:
+    def start(self, script: Path, args: Sequence[str], cwd: Path, env: dict[str, str]) -> ScriptRun:
         server = self._started()
         assert server.stdin is not None
-        with tempfile.TemporaryDirectory() as streams:
-            out, err = Path(streams) / "stdout", Path(streams) / "stderr"
-            request = {
-                "script": str(script),
-                "args": list(args),
-                "cwd": str(cwd),
-                "env": env,
-                "stdout": str(out),
-                "stderr": str(err),
-            }
-            server.stdin.write((json.dumps(request) + "\n").encode())
-            server.stdin.flush()
-            deadline = time.monotonic() + timeout
-            pid = self._reply(server, deadline)["pid"]
+        streams = tempfile.TemporaryDirectory()
+        out, err = Path(streams.name) / "stdout", Path(streams.name) / "stderr"
+        request = {"script": str(script), "args": list(args), "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        server.stdin.write((json.dumps(request) + "\n").encode())
+        server.stdin.flush()
+        while "returncode" in (reply := self._reply(time.monotonic() + 60)):  # another run's end, on the way
+            self._ended[reply["pid"]] = reply["returncode"]
+        return ScriptRun(self, reply["pid"], [sys.executable, str(script), *args], streams)
+
+    def returncode(self, pid: int, timeout: float = 300, block: bool = True) -> int | None:
+        deadline = time.monotonic() + (timeout if block else 0)
+        while pid not in self._ended:
             try:
-                code = self._reply(server, deadline)["returncode"]
+                reply = self._reply(deadline)
             except TimeoutError:
-                os.killpg(pid, signal.SIGKILL)
-                self._reply(server, time.monotonic() + 30)
-                raise subprocess.TimeoutExpired([script, *args], timeout, out.read_text(), err.read_text()) from None
-            return subprocess.CompletedProcess([sys.executable, str(script), *args], code, out.read_text(), err.read_text())
+                if block:
+                    raise
+                return None
+            self._ended[reply["pid"]] = reply["returncode"]
+        return self._ended[pid]
 
 
 _RUNNER = ScriptRunner()
@@ -121,11 +145,17 @@ def run_train(
     args: Sequence[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None, script: str | Path = "train.py"
 ) -> subprocess.CompletedProcess[str]:
     """``python train.py ARGS`` (or another entry script) in ``cwd``, as a user would run it: a real process of its own,
-    forked from one that has already imported what train.py imports (``script_server.py``)."""
+    forked from one that has already imported what train.py imports (``script_server.py``). Users see Hydra's short
+    errors, so the tests run without ``HYDRA_FULL_ERROR``."""
+    return start_train(args, cwd, env, script).wait(timeout)
+
+
+def start_train(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, script: str | Path = "train.py") -> ScriptRun:
+    """``python train.py ARGS`` started and left running, for a test to signal it; ``.wait()`` for its outcome."""
     base = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    base.pop("HYDRA_FULL_ERROR", None)  # users see Hydra's short errors, so do the tests
+    base.pop("HYDRA_FULL_ERROR", None)
     base.pop("PYTEST_CURRENT_TEST", None)
-    return _RUNNER.run(ROOT / script, args, cwd, {**base, **(env or {})}, timeout)  # an absolute script stays as it is
+    return _RUNNER.start(ROOT / script, args, cwd, {**base, **(env or {})})  # an absolute script stays as it is
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -8,8 +8,9 @@ imports, in a process of its own that exits with the script's status (its signal
 atexit handlers and children are its own). The parallel launcher starts its jobs the same way.
 
 Protocol, one JSON line each way on stdin/stdout: a request ``{"script", "args", "cwd", "env",
-"stdout", "stderr"}`` is answered ``{"pid": ...}`` once the run is forked, then
-``{"returncode": ...}`` when it has ended (negative: the signal that ended it).
+"stdout", "stderr"}`` is answered ``{"pid": ...}`` once the run is forked; ``{"pid": ...,
+"returncode": ...}`` follows when it has ended (negative: the signal that ended it). Several runs
+may go on at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import selectors
 import signal
 import sys
 import warnings
@@ -37,7 +39,7 @@ PRELOAD = (
 def run_script(request: dict) -> None:
     """In the forked child: become ``python <script> <args>`` and run; never returns (exits with the script's status)."""
     os.setpgid(0, 0)  # a group of its own, as a process started from a shell: signals to it reach its children too
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGCHLD):
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -64,19 +66,38 @@ def run_script(request: dict) -> None:
 def serve() -> None:
     for module in PRELOAD:
         __import__(module)
-    requests = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "w", buffering=1)
-    for line in requests:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            requests.close()
-            replies.close()
-            run_script(request)
-        replies.write(json.dumps({"pid": pid}) + "\n")
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        replies.write(json.dumps({"returncode": code}) + "\n")
+    ended_read, ended_write = os.pipe()  # a byte on each SIGCHLD wakes the loop to collect the runs that ended
+    os.set_blocking(ended_write, False)
+    signal.set_wakeup_fd(ended_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    selector = selectors.DefaultSelector()
+    selector.register(sys.stdin, selectors.EVENT_READ)
+    selector.register(ended_read, selectors.EVENT_READ)
+    running: set[int] = set()
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is sys.stdin:
+                line = sys.stdin.readline()
+                if not line:  # the test session is over
+                    return
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    for fd in (ended_read, ended_write):
+                        os.close(fd)
+                    replies.close()
+                    run_script(request)
+                running.add(pid)
+                replies.write(json.dumps({"pid": pid}) + "\n")
+            else:
+                os.read(ended_read, 4096)
+        for pid in list(running):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                running.discard(pid)
+                replies.write(json.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
 
 
 if __name__ == "__main__":

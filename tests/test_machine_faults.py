@@ -25,10 +25,10 @@ import torch
 from optlab.report.tables import build_report
 from optlab.results import RunResult, write_result
 
-from conftest import ROOT, run_train
+from conftest import ROOT, run_train, start_train
 
-# Long enough that a job is still training when the test acts on it: 125 steps an epoch.
-STEADY = ["data.n_samples=2500", "trainer.max_epochs=4", "callbacks.progress_bar.refresh_rate=0"]
+# A sweep whose job 1 is still training when the test acts on it (30 epochs of 50 steps), the others short.
+SWEEP = ["-m", "trainer.max_epochs=1,30,1", "data.n_samples=1000", "callbacks.progress_bar.refresh_rate=0"]
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
@@ -80,13 +80,12 @@ def last_line(output: str) -> str:
 
 def test_a_parallel_sweeps_killed_job_is_reported_killed_and_the_others_ok(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    process = start(
-        ["-m", "optimizer=adam,sgd,rmsprop", "hydra/launcher=parallel", *STEADY, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path
-    )
-    pid = wait_for(lambda: (job := job_dir(sweep_dir, 1)) and training_pid(job), process, "job 1 trained")
+    run = start_train([*SWEEP, "hydra/launcher=parallel", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    pid = wait_for(lambda: (job := job_dir(sweep_dir, 1)) and training_pid(job), run, "job 1 trained")
     os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 1 and "Traceback" not in output, output[-3000:]
+    result = run.wait()
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output, output[-3000:]
     assert last_line(output) == "sweep sweep: 3 jobs, 2 ok, 1 killed"
     rows = summary(sweep_dir)
     assert [(row["job"].split("_")[0], row["status"]) for row in rows] == [("0", "ok"), ("1", "killed"), ("2", "ok")]
@@ -97,25 +96,27 @@ def test_a_parallel_sweeps_killed_job_is_reported_killed_and_the_others_ok(tmp_p
 
 def test_a_sequential_sweep_killed_midway_lists_the_job_that_never_started(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    process = start(["-m", "optimizer=adam,sgd,rmsprop", *STEADY, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
-    pid = wait_for(lambda: (job := job_dir(sweep_dir, 1)) and training_pid(job), process, "job 1 trained")
-    os.kill(pid, signal.SIGKILL)  # the whole sweep: its jobs run in this one process
-    process.communicate(timeout=60)
+    run = start_train([*SWEEP, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    pid = wait_for(lambda: (job := job_dir(sweep_dir, 1)) and training_pid(job), run, "job 1 trained")
+    assert pid == run.pid  # the basic launcher runs the jobs in the sweep's own process
+    os.kill(pid, signal.SIGKILL)
+    assert run.wait().returncode == -signal.SIGKILL
     rebuilt = run_train([str(sweep_dir)], cwd=tmp_path, script=ROOT / "src" / "optlab" / "report" / "__main__.py")
     assert rebuilt.returncode == 0, rebuilt.stderr
     rows = summary(sweep_dir)
     assert [row["status"] for row in rows] == ["ok", "killed", "never started"]
-    assert rows[2]["job"] == "2_never_started" and rows[2]["overrides"].startswith("optimizer=rmsprop")
+    assert rows[2]["job"] == "2_never_started" and "trainer.max_epochs=1" in rows[2]["overrides"]
     assert "3 jobs, 1 ok, 1 killed, 1 never started" in (sweep_dir / "summary.md").read_text()
 
 
 def test_ctrl_c_stops_a_sweep_which_still_writes_its_report(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    process = start(["-m", "optimizer=adam,sgd,rmsprop", *STEADY, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
-    wait_for(lambda: (job := job_dir(sweep_dir, 1)) and training_pid(job), process, "job 1 trained")
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGINT and "Traceback" not in output, output[-3000:]
+    run = start_train([*SWEEP, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    wait_for(lambda: (job := job_dir(sweep_dir, 1)) and training_pid(job), run, "job 1 trained")
+    os.kill(run.pid, signal.SIGINT)
+    result = run.wait()
+    output = result.stdout + result.stderr
+    assert result.returncode == 128 + signal.SIGINT and "Traceback" not in output, output[-3000:]
     assert last_line(output) == "sweep sweep: 3 jobs, 1 ok, 1 interrupted, 1 never started"
     rows = summary(sweep_dir)
     assert [row["status"] for row in rows] == ["ok", "interrupted", "never started"]
@@ -127,11 +128,10 @@ def test_ctrl_c_stops_a_sweep_which_still_writes_its_report(tmp_path: Path) -> N
 def test_two_runs_started_together_into_one_directory_one_runs_and_one_refuses(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = [f"hydra.run.dir={run_dir}", "data.n_samples=200", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0"]
-    first, second = start(args, cwd=tmp_path), start(args, cwd=tmp_path)
-    outputs = {process: process.communicate(timeout=300)[0] for process in (first, second)}
-    codes = sorted(process.returncode for process in outputs)
-    assert codes == [0, 1], outputs
-    refused = next(output for process, output in outputs.items() if process.returncode == 1)
+    first, second = start_train(args, cwd=tmp_path), start_train(args, cwd=tmp_path)
+    results = [first.wait(), second.wait()]
+    assert sorted(result.returncode for result in results) == [0, 1], results
+    refused = next(result.stdout + result.stderr for result in results if result.returncode == 1)
     assert f"output directory {run_dir} " in refused and "pick a new hydra.run.dir" in refused and "Traceback" not in refused
     assert len(refused.strip().splitlines()) == 1  # one line, and no file of its own in the directory
     # Everything in the directory is the one run's: one claim, one process's event files, one run in its log.
