@@ -17,7 +17,7 @@ from scipy import stats
 from optlab.report.tables import build_report
 from optlab.results import RunResult, write_result
 
-from conftest import hparams_session, job_dirs, job_overrides, read_scalars, run_train
+from conftest import ROOT, hparams_session, job_dirs, job_overrides, read_scalars, run_train
 from notebook_reference import notebook_losses
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
@@ -285,7 +285,7 @@ def test_report_command_rebuilds_any_sweep_dir(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert {"comparison.png", "summary.csv", "summary.md"} <= {p.name for p in tmp_path.iterdir()}
-    missing = subprocess.run([sys.executable, "-m", "optlab.report", str(tmp_path / "nope")], capture_output=True, text=True)
+    missing = run_train([str(tmp_path / "nope")], cwd=tmp_path, script=ROOT / "src" / "optlab" / "report" / "__main__.py")
     assert missing.returncode == 2 and "is not a directory" in missing.stderr
 
 
