@@ -29,8 +29,9 @@ class BlobDataModule(InMemoryDataModule):
         eval_batch_size: int = 1000,
         shuffle: bool = False,
         shuffle_seed: int = 0,
+        val_fraction: float = 0.0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed)
+        super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed, val_fraction)
         self.save_hyperparameters()
         self._check_arguments()
 

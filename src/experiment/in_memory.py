@@ -17,17 +17,31 @@ class InMemoryDataModule(L.LightningDataModule):
 
     Subclasses implement :meth:`make_splits`, returning ``{"train": ..., "held_out": ...}``.
     The held-out rows serve as both validation and test set, as in the notebook, which
-    calls them "test(validation)".
+    calls them "test(validation)". With ``val_fraction`` > 0 the last rows of the training
+    split validate instead, and the held-out rows only test: what is chosen on validation
+    (a learning rate, a checkpoint) is then never chosen on the test rows.
     """
 
-    def __init__(self, batch_size: int = 16, eval_batch_size: int = 1000, shuffle: bool = False, shuffle_seed: int = 0) -> None:
+    def __init__(
+        self,
+        batch_size: int = 16,
+        eval_batch_size: int = 1000,
+        shuffle: bool = False,
+        shuffle_seed: int = 0,
+        val_fraction: float = 0.0,
+    ) -> None:
         super().__init__()
         require_int("batch_size", batch_size, minimum=1)
         require_int("eval_batch_size", eval_batch_size, minimum=1)
         if not isinstance(shuffle, bool):
             raise InvalidArgument("shuffle", shuffle, "expected true or false")
+        if not (is_number(val_fraction) and 0 <= val_fraction < 1):
+            raise InvalidArgument(
+                "val_fraction", val_fraction, "expected a number from 0 (the held-out rows validate) to below 1"
+            )
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.shuffle, self.shuffle_seed = shuffle, shuffle_seed
+        self.val_fraction = val_fraction
         self._splits: dict[str, Split] = {}
 
     def make_splits(self) -> dict[str, Split]:
@@ -37,6 +51,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def splits(self) -> dict[str, Split]:
         if not self._splits:
             self._splits = self.make_splits()
+            x, y = self._splits["train"]
+            n_val = int(len(x) * self.val_fraction)
+            if n_val:
+                self._splits["train"], self._splits["val"] = (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
         return self._splits
 
     @property
@@ -79,6 +97,8 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._batches("train", self.batch_size, self.shuffle, shard=True)
 
     def val_dataloader(self) -> TensorBatches:
+        if "val" in self.splits:
+            return self._batches("val", self.eval_batch_size, shuffle=False, shard=False)
         return self._held_out()
 
     def test_dataloader(self) -> TensorBatches:

@@ -42,8 +42,9 @@ class BreastCancerDataModule(InMemoryDataModule):
         eval_batch_size: int = 1000,
         shuffle: bool = False,
         shuffle_seed: int = 0,
+        val_fraction: float = 0.0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed)
+        super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed, val_fraction)
         self.save_hyperparameters()
 
     def make_splits(self) -> dict[str, Split]:
@@ -102,8 +103,9 @@ class CsvDataModule(InMemoryDataModule):
         eval_batch_size: int = 1000,
         shuffle: bool = False,
         shuffle_seed: int = 0,
+        val_fraction: float = 0.0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed)
+        super().__init__(batch_size, eval_batch_size, shuffle, shuffle_seed, val_fraction)
         self.save_hyperparameters()
         if path is None or target is None:
             missing = "path" if path is None else "target"

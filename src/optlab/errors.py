@@ -16,6 +16,8 @@ from typing import Any
 class UserError(Exception):
     """A problem with the input (config, files, data), not a bug: the message says what to change."""
 
+    status = "failed"  # what result.json records for a run it ended
+
 
 class ConfigError(UserError):
     """A config value that cannot work; names the key, the value and what is accepted."""
@@ -28,6 +30,8 @@ class ConfigError(UserError):
 class NumericalError(UserError):
     """Training produced non-finite numbers (diverged)."""
 
+    status = "diverged"
+
 
 class OutputDirInUse(UserError):
     """The run's output directory already holds another run's results."""
@@ -35,6 +39,8 @@ class OutputDirInUse(UserError):
 
 class Interrupted(UserError):
     """The run was stopped by a signal (Ctrl+C, SIGTERM, a dropped terminal's SIGHUP); its last checkpoint can resume it."""
+
+    status = "interrupted"
 
     def __init__(self, signum: int, detail: str = "") -> None:
         self.signum = signum

@@ -2,12 +2,14 @@
 
 :class:`MetricHistory` writes it (the task adds it to every run, beside the configured
 loggers); :func:`read_history` reads it back for the closing block and the sweep report.
-One line per ``log_metrics`` call: ``{"step", "stage", "epoch", <metrics>}``.
+One line per ``log_metrics`` call: ``{"step", "stage", "time", "epoch", <metrics>}``, ``time`` in seconds
+since training began.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +41,7 @@ class MetricHistory(Logger, Callback):
         self._save_dir = Path(save_dir)
         self._stream: IO[str] | None = None
         self._state: TrainerState | None = None
+        self._started: float | None = None  # when fitting began: each record says how long after
         self._stages: set[str | None] = set()  # the stages that logged something in this process
 
     @property
@@ -59,6 +62,8 @@ class MetricHistory(Logger, Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._state = trainer.state
+        if self._started is None:
+            self._started = time.perf_counter()
 
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
@@ -66,7 +71,8 @@ class MetricHistory(Logger, Callback):
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         stage = self._state.stage if self._state is not None else None
-        record = {"step": step, "stage": None if stage is None else str(stage.value)}
+        seconds = None if self._started is None else round(time.perf_counter() - self._started, 4)
+        record = {"step": step, "stage": None if stage is None else str(stage.value), "time": seconds}
         self._stages.add(record["stage"])  # on every rank: the task's decisions from it must agree across DDP ranks
         if rank_zero_only.rank != 0:
             return
@@ -145,7 +151,7 @@ def shown_by_default(tag: str) -> bool:
 
 
 # What a record holds besides the metrics: Lightning adds ``epoch`` to every call.
-RECORD_KEYS = ("step", "stage", "epoch")
+RECORD_KEYS = ("step", "stage", "time", "epoch")
 
 
 def _epoch(record: dict[str, Any]) -> int | None:

@@ -52,7 +52,9 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
 
 @dataclass
 class RunResult:
-    status: str  # "ok", "failed", "interrupted" (a signal stopped it), "killed" (its launcher saw it die)
+    # "ok"; "diverged", "did not learn" (trained to the end, but no result); "failed"; "interrupted" (a signal
+    # stopped it); "killed" (its launcher saw it die)
+    status: str
     error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     fit_seconds: float | None = None

@@ -36,6 +36,8 @@ def run_task(task: Task, cfg: DictConfig, checks: Callable[[DictConfig], None]) 
     becomes one log line and the exit status."""
     try:
         result = execute(task, cfg, checks)
+        if result.status != "ok" and not in_sweep():
+            sys.exit(1)
         return result.metrics.get(result.objective or "", float("nan"))
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -73,7 +75,7 @@ def execute(task: Task, cfg: DictConfig, checks: Callable[[DictConfig], None]) -
     except OutputDirInUse:  # that directory is another run's: nothing is written there
         raise
     except UserError as error:
-        record(output_dir, RunResult(status="interrupted" if isinstance(error, Interrupted) else "failed", error=str(error)))
+        record(output_dir, RunResult(status=error.status, error=str(error)))
         raise
     except KeyboardInterrupt as error:  # a SIGINT that arrived where no handler of ours was set
         interrupted = Interrupted(signal.SIGINT)
@@ -89,6 +91,8 @@ def execute(task: Task, cfg: DictConfig, checks: Callable[[DictConfig], None]) -
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     record(output_dir, result)
+    if result.status != "ok":  # it finished, but is no result: say why, as for an error
+        log.error("%s", result.error)
     return result
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from omegaconf import DictConfig
 from optlab.building import build, build_group, build_trainer
 from optlab.console import closing_block, outcome_rows, quiet_lightning, run_header, save_config_tree
 from optlab.errors import ConfigError, Interrupted, NumericalError, UserError
+from optlab.history import History, read_history
 from optlab.hydra_context import hydra_choices
 from optlab.model_building import build_model, refuse_ignored_overrides
 from optlab.replicas.records import is_replica_metric
@@ -73,6 +76,8 @@ def train(cfg: DictConfig) -> RunResult:
     )
     result, each_replica = records.finish(result, write=trainer.is_global_zero)
     require_logged(cfg.optimized_metric, result.metrics, datamodule)
+    if trainer.is_global_zero and (stalled := learned_nothing(read_history(run_dir), cfg.optimized_metric, trainer)):
+        result = replace(result, status="did not learn", error=stalled)
     if trainer.is_global_zero:
         rows = outcome_rows(
             tested[0] if tested else {}, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica
@@ -123,6 +128,20 @@ def diverged(trainer: L.Trainer) -> NumericalError:
         f"became NaN. Likely cause: a learning rate too large for {type(optimizer).__name__} (optimizer.lr={lr:g}); "
         "lower optimizer.lr, or clip gradients with trainer.gradient_clip_val=1.0"
     )
+
+
+def learned_nothing(history: History, metric: str, trainer: L.Trainer) -> str | None:
+    """Why a run that trained to the end is no result: ``metric`` never moved from its first validation.
+
+    The notebook's sigmoid saturates at a learning rate too large for SGD (``optimizer.lr=0.05``):
+    BCE's clamp holds the loss, and the accuracy stays at chance, from the first epoch to the last.
+    """
+    values = [value for record in history.stage_records("validate") if isinstance(value := record.get(metric), float)]
+    if len(values) < 2 or any(not math.isclose(value, values[0], rel_tol=1e-7, abs_tol=1e-12) for value in values):
+        return None
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    hint = f"; a learning rate too large saturates a model: try a lower optimizer.lr (now {lr:g})" if lr is not None else ""
+    return f"learned nothing: {metric} stayed at {values[0]:.6g} in every one of its {len(values)} validations{hint}"
 
 
 def validates(model: L.LightningModule, datamodule: L.LightningDataModule) -> bool:
