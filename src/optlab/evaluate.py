@@ -9,8 +9,6 @@ goes on top. A checkpoint from elsewhere is scored with eval.py's config as comp
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optlab.building import build, build_group, build_trainer
 from optlab.checkpoints import check_state_fits, configured_classes, load_checkpoint, state_dict_for, trained_with
 from optlab.console import closing_block, metric_list, quiet_lightning
+from optlab.history import test_counterpart
 from optlab.hydra_context import command_line_overrides
 from optlab.model_building import build_model
 from optlab.replicas.records import replica_summary, split_replica_metrics
@@ -45,14 +44,6 @@ def run_config(cfg: DictConfig) -> DictConfig:
             if name.split(".", 1)[0] in RUN_KEYS and "." in name and OmegaConf.select(cfg, name) is not None:
                 OmegaConf.update(merged, name, OmegaConf.select(cfg, name), force_add=True)
     return merged
-
-
-def test_counterpart(metric: str, tested: Mapping[str, float]) -> str | None:
-    """The test metric going with ``metric``: itself, or its name with ``val`` read as ``test`` (``val/loss``, ``test/loss``)."""
-    if metric in tested:
-        return metric
-    counterpart = re.sub(r"(?<![A-Za-z])val(idation)?(?![A-Za-z])", "test", metric, count=1)
-    return counterpart if counterpart in tested else None
 
 
 def load_weights(cfg: DictConfig, run: DictConfig, model: L.LightningModule) -> None:

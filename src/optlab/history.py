@@ -9,7 +9,9 @@ since training began.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -183,3 +185,11 @@ def read_history(run_dir: Path) -> History:
         else:
             history.problems.append(f"{HISTORY_FILE} line {number} is not a record of logged metrics")
     return history
+
+
+def test_counterpart(metric: str, tested: Collection[str]) -> str | None:
+    """The test metric going with ``metric``: itself, or its name with ``val`` read as ``test`` (``val/loss``, ``test/loss``)."""
+    if metric in tested:
+        return metric
+    counterpart = re.sub(r"(?<![A-Za-z])val(idation)?(?![A-Za-z])", "test", metric, count=1)
+    return counterpart if counterpart in tested else None

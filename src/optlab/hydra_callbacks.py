@@ -170,8 +170,8 @@ class SweepReport(Callback):
     unless ``fail_on_job_error`` is off (a search, where a diverged trial is a result).
     """
 
-    def __init__(self, fail_on_job_error: bool = True) -> None:
-        self.fail_on_job_error = fail_on_job_error
+    def __init__(self, fail_on_job_error: bool = True, table_on_console: bool = True) -> None:
+        self.fail_on_job_error, self.table_on_console = fail_on_job_error, table_on_console
         self._pending: tuple[Path, Any] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -197,7 +197,8 @@ class SweepReport(Callback):
         from optlab.report.tables import closing_line, console_summary
 
         try:  # the console's last screen, not log records; a dropped terminal may take it away
-            print(console_summary(jobs, sweep_dir, loggers), flush=True)
+            if self.table_on_console:
+                print(console_summary(jobs, sweep_dir, loggers), flush=True)
             for job in jobs:
                 if job.status != "ok":
                     print(f"  {job.name}: {job.status}: {job.error}", flush=True)

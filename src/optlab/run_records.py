@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,10 @@ def write_hparams_session(loggers: Sequence[Logger], hparams: Mapping[str, Scala
             writer.add_summary(session_end)
 
 
+def judged(result: RunResult, reason: str | None) -> RunResult:
+    return result if reason is None or result.status != "ok" else replace(result, status="did not learn", error=reason)
+
+
 class RunRecords:
     """The run's history, and with several seeds, each replica's loggers and the router between them."""
 
@@ -137,10 +141,16 @@ class RunRecords:
         if self.replicas > 1 and trainer.is_global_zero:
             write_replica_records(self.run_dir, self.seeds)
 
-    def finish(self, result: RunResult, write: bool) -> tuple[RunResult, list[dict[str, float]]]:
-        """The run's result (the replicas' mean) and each replica's metrics, written to its ``result.json`` when ``write``."""
+    def finish(
+        self, result: RunResult, write: bool, judge: Callable[[Path], str | None]
+    ) -> tuple[RunResult, list[dict[str, float]]]:
+        """The run's result (the replicas' mean) and each replica's metrics, written to its ``result.json`` when ``write``.
+
+        ``judge(directory)`` says why the run recorded there is no result (it learned nothing), or None; each replica
+        is judged by its own record, the run by its own.
+        """
         metrics, each_replica = split_replica_metrics(result.metrics, self.replicas)
         if self.replicas > 1 and write:
             for directory, replica_metrics in zip(replica_dirs(self.run_dir, self.replicas), each_replica, strict=True):
-                write_result(directory, replace(result, metrics=replica_metrics))
-        return replace(result, metrics=metrics), each_replica
+                write_result(directory, judged(replace(result, metrics=replica_metrics), judge(directory)))
+        return judged(replace(result, metrics=metrics), judge(self.run_dir) if write else None), each_replica

@@ -7,7 +7,6 @@ import math
 import signal
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +73,12 @@ def train(cfg: DictConfig) -> RunResult:
         epochs=trainer.current_epoch,
         objective=cfg.optimized_metric,
     )
-    result, each_replica = records.finish(result, write=trainer.is_global_zero)
+    result, each_replica = records.finish(
+        result,
+        write=trainer.is_global_zero,
+        judge=lambda record: learned_nothing(read_history(record), cfg.optimized_metric, trainer),
+    )
     require_logged(cfg.optimized_metric, result.metrics, datamodule)
-    if trainer.is_global_zero and (stalled := learned_nothing(read_history(run_dir), cfg.optimized_metric, trainer)):
-        result = replace(result, status="did not learn", error=stalled)
     if trainer.is_global_zero:
         rows = outcome_rows(
             tested[0] if tested else {}, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica
@@ -131,17 +132,28 @@ def diverged(trainer: L.Trainer) -> NumericalError:
 
 
 def learned_nothing(history: History, metric: str, trainer: L.Trainer) -> str | None:
-    """Why a run that trained to the end is no result: ``metric`` never moved from its first validation.
+    """Why a run that trained to the end is no result: ``metric`` never moved, nor did the training metrics.
 
     The notebook's sigmoid saturates at a learning rate too large for SGD (``optimizer.lr=0.05``):
-    BCE's clamp holds the loss, and the accuracy stays at chance, from the first epoch to the last.
+    BCE's clamp holds the loss, and the accuracy stays at chance, from the first epoch to the last;
+    the epoch's training loss ends within a percent of where it began. (A run that is perfect from
+    its first epoch on keeps its validation metric too, but its training loss still falls.)
     """
     values = [value for record in history.stage_records("validate") if isinstance(value := record.get(metric), float)]
-    if len(values) < 2 or any(not math.isclose(value, values[0], rel_tol=1e-7, abs_tol=1e-12) for value in values):
+    training = [history.values(tag) for tag in history.tags_of("train") if history.per_epoch(tag)]
+    if len(values) < 2 or not unchanged(values) or not all(barely_moved(series) for series in training):
         return None
     lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
     hint = f"; a learning rate too large saturates a model: try a lower optimizer.lr (now {lr:g})" if lr is not None else ""
     return f"learned nothing: {metric} stayed at {values[0]:.6g} in every one of its {len(values)} validations{hint}"
+
+
+def unchanged(series: list[float]) -> bool:
+    return all(math.isclose(value, series[0], rel_tol=1e-7, abs_tol=1e-12) for value in series)
+
+
+def barely_moved(series: list[float]) -> bool:
+    return math.isclose(series[-1], series[0], rel_tol=0.01, abs_tol=1e-12)
 
 
 def validates(model: L.LightningModule, datamodule: L.LightningDataModule) -> bool:

@@ -129,7 +129,8 @@ def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, st
         run_dir=run_dir,
     )
     try:
-        result = read_result(job_dir)
+        # A replica that wrote no record of its own ended with its run: a divergence, a signal, takes all of them.
+        result = read_result(job_dir) or (read_result(run_dir) if run_dir != job_dir else None)
     except UnreadableFile as error:
         job.status, job.error = "unreadable", str(error)
         return job

@@ -9,7 +9,6 @@ metric logged once an epoch is drawn against epochs, one logged per step against
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,31 +25,15 @@ DPI = 100
 MAX_PANELS = 4
 
 
-@dataclass(frozen=True)
-class Panel:
-    tag: str
-    bounds: tuple[float, float]  # what the confidence band is clipped to
-
-
-def panel_for(tag: str) -> Panel:
-    """A loss is never below zero, an accuracy stays within [0, 1]: the band is clipped to match."""
-    name = tag.rsplit("/", 1)[-1]
-    if "acc" in name:
-        return Panel(tag, (0.0, 1.0))
-    if "loss" in name:
-        return Panel(tag, (0.0, np.inf))
-    return Panel(tag, (-np.inf, np.inf))
-
-
 def is_curve(jobs: Sequence[Job], tag: str) -> bool:
     """Logged more than once by some job: a test metric's single point is a number, not a curve."""
     return any(len(job.history.values(tag)) > 1 for job in jobs)
 
 
-def plot_panels(jobs: Sequence[Job], settings: ReportSettings) -> list[Panel]:
+def plot_panels(jobs: Sequence[Job], settings: ReportSettings) -> list[str]:
     """``report.panels``, or ``optimized_metric`` and the other curves the jobs logged, validation first."""
     tags = settings.panels or [tag for tag in default_metrics(jobs, settings.metric) if is_curve(jobs, tag)]
-    return [panel_for(tag) for tag in list(tags)[:MAX_PANELS]]
+    return list(tags)[:MAX_PANELS]
 
 
 def per_epoch(group: Group, tag: str) -> bool:
@@ -73,25 +56,33 @@ def spans_decades(values: np.ndarray) -> bool:
     return bool(positive.size > 1 and positive.max() / positive.min() > 100)
 
 
-def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
-    tag, bounds = panel.tag, panel.bounds
+def loss_scale(axes: Axes, tag: str, values: np.ndarray) -> None:
+    """A loss that spans decades on a log axis (symmetric-log, linear near zero, when a value is exactly zero)."""
+    finite = values[np.isfinite(values)]
+    if "loss" not in tag or not spans_decades(finite):
+        return
+    if (finite <= 0).any():
+        axes.set_yscale("symlog", linthresh=float(finite[finite > 0].min()))
+        axes.set_ylim(bottom=min(0.0, float(finite.min())))
+    else:
+        axes.set_yscale("log")
+
+
+def draw_panel(axes: Axes, groups: Sequence[Group], tag: str) -> None:
     curves_by_group = [(group, *series(group, tag)) for group in groups]
     curves_by_group = [(group, x, curves) for group, x, curves in curves_by_group if curves.size]
-    log_scale = "loss" in tag and spans_decades(np.concatenate([c.ravel() for _, _, c in curves_by_group] or [np.empty(0)]))
     by_epoch = all(per_epoch(group, tag) for group, _, _ in curves_by_group)
     for group, epochs, curves in curves_by_group:
         mean = curves.mean(axis=0)
         failed = any(job.status != "ok" for job in group.jobs)
-        name = group.label + (f" (n={len(curves)}, 95% CI)" if len(curves) > 1 else "") + (" (failed)" if failed else "")
+        diverged = sum(job.status == "diverged" for job in group.jobs)
+        name = group.label + (f" (n={len(curves)}, 95% CI)" if len(curves) > 1 else "")
+        name += f" ({diverged} of {len(group.jobs)} diverged)" if diverged else " (failed)" if failed else ""
         (line,) = axes.plot(epochs, mean, marker="o", markersize=3, label=name, linestyle="--" if failed else "-")
-        if len(curves) > 1:
+        if len(curves) > 1:  # the bootstrap interval lies within the seeds' values: within the metric's range
             _, low, high = (np.array(values) for values in interval_bands(curves.tolist()))
-            low, high = np.clip(low, *bounds), np.clip(high, *bounds)
-            if log_scale:  # the interval can reach zero or below, which a log axis cannot show
-                low = np.maximum(low, curves.min(axis=0))
             axes.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    if log_scale:
-        axes.set_yscale("log")
+    loss_scale(axes, tag, np.concatenate([c.ravel() for _, _, c in curves_by_group] or [np.empty(0)]))
     axes.set_title(f"{tag} per {'epoch' if by_epoch else 'step'}")
     axes.set_xlabel("epoch" if by_epoch else "step")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -101,8 +92,8 @@ def draw_panel(axes: Axes, groups: Sequence[Group], panel: Panel) -> None:
         axes.legend(fontsize="small")
 
 
-def plot_comparison(groups: Sequence[Group], panels: Sequence[Panel], path: Path, title: str, metric: str = "") -> None:
-    panels = panels or [panel_for(metric or "nothing logged")]  # no curve at all: an empty panel says so
+def plot_comparison(groups: Sequence[Group], panels: Sequence[str], path: Path, title: str, metric: str = "") -> None:
+    panels = panels or [metric or "nothing logged"]  # no curve at all: an empty panel says so
     figure = Figure(figsize=(PANEL_SIZE[0] * len(panels), PANEL_SIZE[1]), dpi=DPI)
     FigureCanvasAgg(figure)
     for axes, panel in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from optlab.report.jobs import (
     read_settings,
     varying_keys,
 )
-from optlab.uncertainty import SIGNIFICANCE, Difference, Summary, summarise, welch
+from optlab.uncertainty import SIGNIFICANCE, Comparison, Summary, compare_all, summarise
 
 
 def format_number(value: float | None) -> str:
@@ -82,35 +83,72 @@ def interval(summary: Summary | None) -> str:
     return f"[{format_number(summary.low)}, {format_number(summary.high)}]"
 
 
-def p_value_cell(difference: Difference) -> str:
-    if difference.p_value is None:
-        return "n/a (one seed)" if min(difference.n) < 2 else "n/a (no spread)"
-    return f"{difference.p_value:.3g}" + (" *" if difference.significant else "")
-
-
 SIGNIFICANCE_NOTE = (
-    f"p: Welch's t-test of each configuration's final `{{metric}}` against the best one's, over their seeds; "
-    f"* marks p < {SIGNIFICANCE}. CI: 95 % confidence interval of the mean (Student's t)."
+    f"seeds: the configuration's jobs and replicas; diverged: how many of them diverged (the means, spreads and "
+    f"intervals are over the seeds that finished). Holm p: Welch's t-test of the final `{{metric}}` against the best "
+    f"configuration's, Holm-corrected over every pair of configurations; * marks p < {SIGNIFICANCE}. P(better): the "
+    "chance that one of its seeds beats one of the best's, a diverged seed the worst. CI: 95 % percentile bootstrap "
+    "interval of the mean."
 )
+
+
+def pairwise(groups: Sequence[Group], final: Column, settings: ReportSettings) -> dict[tuple[str, str], Comparison]:
+    """Every pair of configurations on the final ``optimized_metric``, a diverged seed ``nan`` (the worst)."""
+    samples = {
+        group.label: [
+            final(job) if job.status == "ok" and final(job) is not None else math.nan
+            for job in group.jobs
+            if job.status in ("ok", "diverged", "did not learn")
+        ]
+        for group in groups
+    }
+    comparisons = compare_all(samples, settings.direction == "minimize")
+    return {(c.first, c.second): c for c in comparisons} | {(c.second, c.first): flipped(c) for c in comparisons}
+
+
+def flipped(comparison: Comparison) -> Comparison:
+    better = None if comparison.better is None else 1 - comparison.better
+    effect = None if comparison.effect is None else -comparison.effect
+    return Comparison(comparison.second, comparison.first, comparison.p_value, comparison.adjusted, effect, better)
+
+
+def against_best(comparison: Comparison | None) -> list[str]:
+    if comparison is None:
+        return ["", ""]
+    adjusted = "n/a" if comparison.adjusted is None else f"{comparison.adjusted:.3g}" + (" *" if comparison.significant else "")
+    return [adjusted, "" if comparison.better is None else f"{comparison.better:.2f}"]
 
 
 def comparison_table(
     groups: Sequence[Group], settings: ReportSettings, columns: Mapping[str, Column], every_column: bool
 ) -> tuple[list[str], list[list[str]]]:
-    """Per configuration, best first: the final and best ``optimized_metric`` over seeds with their
-    spread and interval, and whether it differs significantly from the best configuration;
+    """Per configuration, best first: its seeds and how many diverged, the final and best ``optimized_metric`` with
+    their spread and interval, and how it compares with the best configuration (Holm over all pairs);
     with ``every_column``, the other columns' mean ± std too."""
     final = columns.get(settings.metric) or (lambda job: job.final(settings.metric))
     best = columns[f"best {settings.metric}"]
     finals = {group.label: group.values(final) for group in groups}
     ordered = sorted(groups, key=lambda group: settings.key(summarise(finals[group.label]).mean if finals[group.label] else None))
+    pairs = pairwise(groups, final, settings)
     metric = settings.metric
-    header = ["configuration", "seeds", f"{metric} mean", "std", "95% CI", f"best {metric} mean", "std", "95% CI", "p vs best"]
+    header = [
+        "configuration",
+        "seeds",
+        "diverged",
+        f"{metric} mean",
+        "std",
+        "95% CI",
+        f"best {metric} mean",
+        "std",
+        "95% CI",
+        "Holm p vs best",
+        "P(better than best)",
+    ]
     others = [name for name in columns if name not in (metric, f"best {metric}")] if every_column else []
     header += others
     rows = []
     for rank, group in enumerate(ordered):
-        cells = [group.label, str(sum(job.status == "ok" for job in group.jobs))]
+        cells = [group.label, str(len(group.jobs)), str(sum(job.status == "diverged" for job in group.jobs))]
         for values in (finals[group.label], group.values(best)):
             summary = summarise(values)
             cells += [
@@ -118,7 +156,7 @@ def comparison_table(
                 format_number(summary.std) if summary else "",
                 interval(summary),
             ]
-        cells.append("best" if rank == 0 else p_value_cell(welch(finals[ordered[0].label], finals[group.label])))
+        cells += ["best", ""] if rank == 0 else against_best(pairs.get((group.label, ordered[0].label)))
         cells += [mean_std(group.values(columns[name])) for name in others]
         rows.append(cells)
     return header, rows
@@ -196,26 +234,43 @@ def write_groups_csv(groups: Sequence[Group], columns: Mapping[str, Column], set
         default=None,
         key=lambda group: settings.key(statistics.fmean(finals[group.label])),
     )
+    pairs = pairwise(groups, final, settings)
     with path.open("w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["configuration", "column", "n", "mean", "std", "ci95_low", "ci95_high", "p_vs_best"])
+        writer.writerow(
+            [
+                "configuration",
+                "column",
+                "n",
+                "diverged",
+                "mean",
+                "std",
+                "ci95_low",
+                "ci95_high",
+                "p_vs_best",
+                "holm_p_vs_best",
+                "p_better_than_best",
+            ]
+        )
         for group in groups:
+            diverged = sum(job.status == "diverged" for job in group.jobs)
             for name, read in columns.items():
                 summary = summarise(group.values(read))
                 if summary is None:
                     continue
-                p_value = ""
-                if name == settings.metric and best is not None and group is not best:
-                    difference = welch(finals[best.label], finals[group.label])
-                    p_value = "" if difference.p_value is None else repr(difference.p_value)
+                against = pairs.get((group.label, best.label)) if name == settings.metric and best is not None else None
                 writer.writerow(
                     [
                         group.label,
                         name,
                         summary.n,
+                        diverged,
                         repr(summary.mean),
                         *("" if v is None else repr(v) for v in (summary.std, summary.low, summary.high)),
-                        p_value,
+                        *(
+                            "" if v is None else repr(v)
+                            for v in ((against.p_value, against.adjusted, against.better) if against else (None,) * 3)
+                        ),
                     ]
                 )
 
