@@ -85,8 +85,9 @@ def write_hparams_session(loggers: Sequence[Logger], hparams: Mapping[str, Scala
             writer.add_summary(session_end)
 
 
-def judged(result: RunResult, reason: str | None) -> RunResult:
-    return result if reason is None or result.status != "ok" else replace(result, status="did not learn", error=reason)
+def judged(result: RunResult, verdict: tuple[str, str] | None) -> RunResult:
+    """``result`` with the status and reason of a run that trained to the end but is no result, if it is one."""
+    return result if verdict is None or result.status != "ok" else replace(result, status=verdict[0], error=verdict[1])
 
 
 class RunRecords:
@@ -142,12 +143,12 @@ class RunRecords:
             write_replica_records(self.run_dir, self.seeds)
 
     def finish(
-        self, result: RunResult, write: bool, judge: Callable[[Path], str | None]
+        self, result: RunResult, write: bool, judge: Callable[[Path], tuple[str, str] | None]
     ) -> tuple[RunResult, list[dict[str, float]]]:
         """The run's result (the replicas' mean) and each replica's metrics, written to its ``result.json`` when ``write``.
 
-        ``judge(directory)`` says why the run recorded there is no result (it learned nothing), or None; each replica
-        is judged by its own record, the run by its own.
+        ``judge(directory)`` says why the run recorded there is no result (diverged, learned nothing), or None; each
+        replica is judged by its own record, the run by its own.
         """
         metrics, each_replica = split_replica_metrics(result.metrics, self.replicas)
         if self.replicas > 1 and write:

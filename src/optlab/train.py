@@ -76,7 +76,7 @@ def train(cfg: DictConfig) -> RunResult:
     result, each_replica = records.finish(
         result,
         write=trainer.is_global_zero,
-        judge=lambda record: learned_nothing(read_history(record), cfg.optimized_metric, trainer),
+        judge=lambda record: no_result(read_history(record), cfg.optimized_metric, trainer),
     )
     require_logged(cfg.optimized_metric, result.metrics, datamodule)
     if trainer.is_global_zero:
@@ -131,21 +131,33 @@ def diverged(trainer: L.Trainer) -> NumericalError:
     )
 
 
-def learned_nothing(history: History, metric: str, trainer: L.Trainer) -> str | None:
-    """Why a run that trained to the end is no result: ``metric`` never moved, nor did the training metrics.
+def no_result(history: History, metric: str, trainer: L.Trainer) -> tuple[str, str] | None:
+    """Why a run that trained to the end is no result, as ``(status, reason)``: it diverged (``metric`` ended
+    not finite: a loss without a guard, such as MSE, runs on with NaN), or it learned nothing.
 
-    The notebook's sigmoid saturates at a learning rate too large for SGD (``optimizer.lr=0.05``):
-    BCE's clamp holds the loss, and the accuracy stays at chance, from the first epoch to the last;
-    the epoch's training loss ends within a percent of where it began. (A run that is perfect from
-    its first epoch on keeps its validation metric too, but its training loss still falls.)
+    Learned nothing: ``metric`` never moved, nor did the training metrics. The notebook's sigmoid
+    saturates at a learning rate too large for SGD (``optimizer.lr=0.05``): BCE's clamp holds the
+    loss, and the accuracy stays at chance, from the first epoch to the last; the epoch's training
+    loss ends within a percent of where it began. (A run that is perfect from its first epoch on
+    keeps its validation metric too, but its training loss still falls.)
     """
-    values = [value for record in history.stage_records("validate") if isinstance(value := record.get(metric), float)]
+    records = [record for record in history.stage_records("validate") if isinstance(record.get(metric), float)]
+    values = [record[metric] for record in records]
+    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+    if values and not math.isfinite(values[-1]):
+        epoch = next(record.get("epoch") for record in records if not math.isfinite(record[metric]))
+        return "diverged", (
+            f"training diverged: {metric} became {values[-1]} at epoch {int(epoch or 0) + 1}"
+            + (f"; lower optimizer.lr (now {lr:g})" if lr is not None else "")
+        )
     training = [history.values(tag) for tag in history.tags_of("train") if history.per_epoch(tag)]
     if len(values) < 2 or not unchanged(values) or not all(barely_moved(series) for series in training):
         return None
-    lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
     hint = f"; a learning rate too large saturates a model: try a lower optimizer.lr (now {lr:g})" if lr is not None else ""
-    return f"learned nothing: {metric} stayed at {values[0]:.6g} in every one of its {len(values)} validations{hint}"
+    return (
+        "did not learn",
+        f"learned nothing: {metric} stayed at {values[0]:.6g} in every one of its {len(values)} validations{hint}",
+    )
 
 
 def unchanged(series: list[float]) -> bool:
