@@ -57,6 +57,7 @@ def bootstrap_interval(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarise(values: Sequence[float]) -> Summary | None:
+    """Mean, std and interval of finite ``values`` (the caller decides what a diverged seed counts as)."""
     if not values:
         return None
     n, mean = len(values), statistics.fmean(values)
@@ -151,12 +152,13 @@ def compare_all(samples: dict[str, Sequence[float]], minimize: bool) -> list[Com
 
 
 def interval_bands(curves: Sequence[Sequence[float]]) -> tuple[list[float], list[float], list[float]]:
-    """Per epoch, over seeds: the mean and its 95 % interval (the mean itself where one seed)."""
+    """Per epoch, over the seeds whose value there is finite: the mean and its 95 % interval (the mean itself
+    where one seed; NaN where none). A picture draws diverged seeds' count beside the curve."""
     means, lows, highs = [], [], []
     for values in zip(*curves):
-        summary = summarise(list(values))
-        assert summary is not None
-        means.append(summary.mean)
-        lows.append(summary.mean if summary.low is None else summary.low)
-        highs.append(summary.mean if summary.high is None else summary.high)
+        summary = summarise([value for value in values if math.isfinite(value)])
+        mean = math.nan if summary is None else summary.mean
+        means.append(mean)
+        lows.append(mean if summary is None or summary.low is None else summary.low)
+        highs.append(mean if summary is None or summary.high is None else summary.high)
     return means, lows, highs

@@ -46,8 +46,11 @@ def sensitivity(results: Sequence[TaskResult], path: Path) -> None:
             diverged = [seeds.run.lr for seeds in points if seeds.diverged]
             if diverged:
                 axes.plot(diverged, [0.97] * len(diverged), "x", color=line.get_color(), transform=top, clip_on=False)
-        axes.set_xscale("log")
-        loss_scale(axes, result.metric, np.array(everything))
+        if everything:  # a log axis needs a point to draw
+            axes.set_xscale("log")
+            loss_scale(axes, result.metric, np.array(everything))
+        else:
+            axes.text(0.5, 0.5, "no tuning seed finished", ha="center", transform=axes.transAxes)
         axes.set_title(
             f"{result.task.name}: final {result.metric} by learning rate\n"
             "(band: range over the tuning seeds; x: a seed diverged)",

@@ -10,12 +10,12 @@ seed's own outcome is known.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from optlab.protocol.plan import Run, jobs_of
+from optlab.protocol.plan import Run, Task, jobs_of
 from optlab.report.jobs import Job, parse_override, read_run
 from optlab.results import UnreadableFile, read_result
 
@@ -34,10 +34,16 @@ class Stages:
     """The protocol's jobs on disk: launch what is missing, reuse what is done."""
 
     def __init__(
-        self, sweep_dir: Path, launch: Launch, defaults: Mapping[str, Sequence[str]], common: Sequence[str], as_replicas: bool
+        self,
+        sweep_dir: Path,
+        launch: Launch,
+        defaults: Mapping[str, Sequence[str]],
+        common: Sequence[str],
+        as_replicas: Collection[tuple[Task, str]],
     ) -> None:
+        """``as_replicas``: the (task, optimizer) pairs whose seeds train together; the others' seeds one job each."""
         self.sweep_dir, self.launch, self.defaults = sweep_dir, launch, defaults
-        self.common, self.as_replicas = list(common), as_replicas
+        self.common, self.as_replicas = list(common), set(as_replicas)
         self.done: dict[tuple[str, ...], Path] = {}
         self.next_number = 0
         self._index()
@@ -58,7 +64,7 @@ class Stages:
 
     def train(self, runs: Sequence[Run]) -> dict[Run, list[Job]]:
         """Each run's seeds as jobs read back (replicas expanded), training what is not on disk yet."""
-        planned = {run: jobs_of(run, self.defaults, self.as_replicas) for run in runs}
+        planned = {run: jobs_of(run, self.defaults, (run.task, run.optimizer) in self.as_replicas) for run in runs}
         self._launch([job for jobs in planned.values() for job in jobs])
         outcomes = {run: self._read(jobs) for run, jobs in planned.items()}
         retry = {

@@ -15,6 +15,7 @@ from optlab.errors import ConfigError
 from optlab.protocol import figures, tables
 from optlab.protocol.analysis import TaskResult, best_learning_rate, default_target, performance_profile, seeds_of
 from optlab.protocol.plan import Settings, Task, confirm_run, defaults_runs, learning_rates, torch_defaults, tuning_runs
+from optlab.protocol.preflight import replicas_refused
 from optlab.protocol.stages import Launch, Stages
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,25 @@ def optimizer_defaults(
     return defaults
 
 
+def replicable(
+    tasks: Sequence[Task], settings: Settings, compose: Callable[[list[str]], DictConfig], common: Sequence[str]
+) -> list[tuple[Task, str]]:
+    """The (task, optimizer) pairs whose seeds train as replicas; each task's config checked before any job runs."""
+    seeds = max(settings.tuning_seeds, settings.confirm_seeds)
+    pairs = []
+    for task in tasks:
+        for optimizer in settings.optimizers:
+            config = compose([*common, *task.overrides, f"optimizer={optimizer}"])
+            refusal = replicas_refused(config, seeds if settings.seeds_as == "replicas" else 1)
+            if settings.seeds_as != "replicas":
+                continue
+            if refusal is None:
+                pairs.append((task, optimizer))
+            else:
+                log.info("%s with optimizer=%s: each seed its own job, since %s", task.name, optimizer, refusal)
+    return pairs
+
+
 def run_protocol(
     config: DictConfig,
     params: Mapping[str, Any],
@@ -96,16 +116,15 @@ def run_protocol(
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     composed = str(OmegaConf.select(config, "hydra.runtime.choices.data") or "task")
     tasks, common = split_arguments(arguments, params.get("tasks") or [], composed)
+    metric, minimize, seed = str(config.optimized_metric), config.optimized_direction == "minimize", int(config.seed)
+    first = [run for task in tasks for run in (*tuning_runs(task, settings, seed), *defaults_runs(task, settings, seed))]
     stages = Stages(
         sweep_dir,
         launch,
         optimizer_defaults(settings.optimizers, compose, common),
         common,
-        as_replicas=settings.seeds_as == "replicas",
+        as_replicas=replicable(tasks, settings, compose, common),
     )
-    metric, minimize, seed = str(config.optimized_metric), config.optimized_direction == "minimize", int(config.seed)
-
-    first = [run for task in tasks for run in (*tuning_runs(task, settings, seed), *defaults_runs(task, settings, seed))]
     log.info(
         "optimizer protocol: %d tasks, %d configurations to tune and %d at torch's defaults, in %s",
         len(tasks),

@@ -7,6 +7,7 @@ them to its own directory); the sweep report counts each replica as a seed.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,10 +65,12 @@ def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str
         return None
     from optlab.uncertainty import summarise  # scipy, for the runs that have replicas to summarise
 
-    summary = summarise([replica[metric] for replica in each if metric in replica])
+    logged = [replica[metric] for replica in each if metric in replica]
+    summary = summarise([value for value in logged if math.isfinite(value)])
     if summary is None or summary.std is None:
         return None
+    diverged = f" ({len(logged) - summary.n} more not finite)" if len(logged) > summary.n else ""
     return (
-        f"{summary.n} seeds: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
+        f"{summary.n} seeds{diverged}: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
         f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; {where}"
     )
