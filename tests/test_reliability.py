@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from conftest import ROOT, compose_config, read_scalars, run_train, train_here
 pytestmark = pytest.mark.xdist_group("reliability")
 
 SMALL = ["data.n_samples=1000", "trainer.enable_model_summary=false"]  # 800 training rows: 50 steps an epoch
+QUIET = ["callbacks.progress_bar.refresh_rate=0"]
 
 
 def state_dict(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -30,7 +32,19 @@ def test_divergence_stops_with_epoch_step_and_cause(tmp_path: Path) -> None:
     assert message.startswith("training diverged at epoch 0, step ")
     assert "optimizer.lr=1e+20" in message and "lower optimizer.lr" in message and "\n" not in message
     assert "all elements of input should be between 0 and 1" not in message
-    assert '"status": "failed"' in (tmp_path / "result.json").read_text()
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
+
+
+def test_a_run_that_learns_nothing_is_no_result_and_exits_non_zero(tmp_path: Path) -> None:
+    # SGD at 0.05 saturates the notebook's sigmoid: BCE's clamp holds the loss, the accuracy stays at chance.
+    result = run_train(["optimizer=sgd", "optimizer.lr=0.05", "trainer.max_epochs=2", *QUIET], cwd=tmp_path)
+    assert result.returncode == 1
+    (run_dir,) = (tmp_path / "logs" / "runs").iterdir()
+    accuracies = {value for _, value in read_scalars(run_dir)["val/acc"]}
+    assert len(accuracies) == 1 and accuracies.pop() < 0.55  # the oracle: what TensorBoard recorded
+    recorded = json.loads((run_dir / "result.json").read_text())
+    assert recorded["status"] == "did not learn" and "try a lower optimizer.lr (now 0.05)" in recorded["error"]
+    assert (result.stdout + result.stderr).rstrip().splitlines()[-1].endswith(recorded["error"])
 
 
 def test_a_sweep_survives_a_bad_job(tmp_path: Path) -> None:

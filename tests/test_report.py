@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 import struct
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from optlab.report.tables import build_report
 from optlab.results import RunResult, write_result
@@ -169,7 +171,13 @@ def write_hydra_files(run_dir: Path, overrides: list[str]) -> None:
 
 
 def write_job(
-    sweep_dir: Path, number: int, overrides: list[str], train_loss: list[float], val_acc: list[float], result: bool = True
+    sweep_dir: Path,
+    number: int,
+    overrides: list[str],
+    train_loss: list[float],
+    val_acc: list[float],
+    result: bool = True,
+    status: str = "ok",
 ) -> None:
     """A job directory as Hydra and train.py leave it."""
     job_dir = sweep_dir / f"{number}_{','.join(overrides)}"
@@ -190,7 +198,7 @@ def write_job(
         )
     write_records(job_dir, records)
     if result:
-        write_result(job_dir, RunResult(status="ok", metrics={}, fit_seconds=2.0, steps=100, epochs=len(train_loss)))
+        write_result(job_dir, RunResult(status=status, metrics={}, fit_seconds=2.0, steps=100, epochs=len(train_loss)))
 
 
 def group_row(markdown: str, name: str) -> list[str]:
@@ -202,32 +210,44 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def test_jobs_that_differ_only_by_seed_carry_their_mean_spread_interval_and_welch_p(tmp_path: Path) -> None:
-    losses = {("a", 1): 0.5, ("a", 2): 0.7, ("a", 3): 0.9, ("b", 1): 0.01, ("b", 2): 0.02, ("b", 3): 0.06, ("b", 4): 0.03}
+def test_jobs_that_differ_only_by_seed_carry_their_spread_interval_and_holm_corrected_tests(tmp_path: Path) -> None:
+    losses = {
+        ("a", 1): 0.5, ("a", 2): 0.7, ("a", 3): 0.9,
+        ("b", 1): 0.01, ("b", 2): 0.02, ("b", 3): 0.06, ("b", 4): 0.03,
+        ("c", 1): 0.04, ("c", 2): 0.05, ("c", 3): 0.2,
+    }  # fmt: skip
     for number, ((name, seed), final) in enumerate(losses.items()):
         write_job(tmp_path, number, [f"optimizer={name}", f"seed={seed}"], [1.0, final], [0.8, 0.9 + seed / 100])
+    write_job(tmp_path, 10, ["optimizer=c", "seed=4"], [1.0, math.nan], [0.8, 0.5], status="diverged")
     build_report(tmp_path)
     markdown = (tmp_path / "summary.md").read_text()
-    val_losses = {name: [2 * v for (group, _), v in losses.items() if group == name] for name in ("a", "b")}
-    # The oracle: scipy's own functions on the logged numbers.
+    val_losses = {name: [2 * v for (group, _), v in losses.items() if group == name] for name in "abc"}
+    # The oracles: scipy's and statsmodels' own functions on the logged numbers, and counting by hand.
     for name, values in val_losses.items():
         cells = group_row(markdown, f"optimizer={name}")
-        low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
-        assert cells[1] == str(len(values))  # seeds that finished
-        assert cells[2:5] == [fmt(np.mean(values)), fmt(np.std(values, ddof=1)), f"[{fmt(low)}, {fmt(high)}]"]
-        best_values = [min(v, 2.0) for v in values]  # best val/loss of each job: the lower of its two epochs
-        assert cells[5] == fmt(np.mean(best_values))
-    welch = stats.ttest_ind(val_losses["b"], val_losses["a"], equal_var=False)
-    assert group_row(markdown, "optimizer=b")[8] == "best"  # lower val/loss ranks first
-    assert group_row(markdown, "optimizer=a")[8] == f"{welch.pvalue:.3g}" + (" *" if welch.pvalue < 0.05 else "")
-    assert "Welch's t-test" in markdown
+        ci = stats.bootstrap((np.array(values),), np.mean, method="percentile", random_state=0).confidence_interval
+        assert cells[1:3] == [str(len(values) + (name == "c")), "1" if name == "c" else "0"]  # seeds, diverged
+        assert cells[3:6] == [fmt(np.mean(values)), fmt(np.std(values, ddof=1)), f"[{fmt(ci.low)}, {fmt(ci.high)}]"]
+        assert min(values) <= ci.low  # a loss's interval has no negative bound
+        assert cells[6] == fmt(np.mean([min(v, 2.0) for v in values]))  # best val/loss: the lower of its two epochs
+    pairs = [("a", "b"), ("a", "c"), ("b", "c")]
+    raw = [stats.ttest_ind(val_losses[x], val_losses[y], equal_var=False).pvalue for x, y in pairs]
+    holm_p = dict(zip(pairs, multipletests(raw, method="holm")[1]))
+    assert group_row(markdown, "optimizer=b")[9] == "best"  # lowest mean val/loss ranks first
+    for name in "ac":
+        adjusted = holm_p[tuple(sorted((name, "b")))]
+        assert group_row(markdown, f"optimizer={name}")[9] == f"{adjusted:.3g}" + (" *" if adjusted < 0.05 else "")
+    # P(c's seed beats b's): 4 x 4 pairs, the diverged seed of c the worst.
+    c_seeds = [*val_losses["c"], math.inf]
+    wins = sum(1.0 if x < y else 0.5 if x == y else 0.0 for x in c_seeds for y in val_losses["b"])
+    assert group_row(markdown, "optimizer=c")[10] == f"{wins / 16:.2f}"
+    assert "Holm" in markdown and "diverged" in markdown
     with (tmp_path / "groups.csv").open() as stream:
         rows = {(row["configuration"], row["column"]): row for row in csv.DictReader(stream)}
     a = rows[("optimizer=a", "val/loss")]
     assert float(a["mean"]) == statistics.fmean(val_losses["a"]) and float(a["std"]) == statistics.stdev(val_losses["a"])
-    assert (
-        float(a["p_vs_best"]) == pytest.approx(welch.pvalue, rel=1e-12) and rows[("optimizer=b", "val/loss")]["p_vs_best"] == ""
-    )
+    assert float(a["holm_p_vs_best"]) == pytest.approx(holm_p[("a", "b")], rel=1e-12)
+    assert rows[("optimizer=c", "val/loss")]["diverged"] == "1" and rows[("optimizer=b", "val/loss")]["p_vs_best"] == ""
     assert png_size(tmp_path / "comparison.png") == (1800, 480)
 
 
@@ -261,9 +281,9 @@ def test_replicas_and_seed_jobs_are_seeds_alike(tmp_path: Path) -> None:
     ]
     markdown = (tmp_path / "summary.md").read_text()
     b = group_row(markdown, "optimizer=b")
-    assert b[1] == "4" and b[2] == fmt(np.mean([0.1, 0.12, 0.11, 0.13]))
-    welch = stats.ttest_ind([0.1, 0.12, 0.11, 0.13], [0.3, 0.4, 0.5], equal_var=False)
-    assert group_row(markdown, "optimizer=a")[8] == f"{welch.pvalue:.3g}" + (" *" if welch.pvalue < 0.05 else "")
+    assert b[1:4] == ["4", "0", fmt(np.mean([0.1, 0.12, 0.11, 0.13]))]
+    welch = stats.ttest_ind([0.1, 0.12, 0.11, 0.13], [0.3, 0.4, 0.5], equal_var=False)  # one pair: Holm leaves p as is
+    assert group_row(markdown, "optimizer=a")[9] == f"{welch.pvalue:.3g}" + (" *" if welch.pvalue < 0.05 else "")
     rows = read_rows(tmp_path)
     assert rows[0]["job"] == "0_optimizer=a,replicas=3/replica_00" and float(rows[0]["val/loss"]) == 0.3
     assert (tmp_path / rows[0]["job"]).is_dir()

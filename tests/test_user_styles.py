@@ -11,6 +11,8 @@ every path (run, sweep, parallel launcher, eval, resume, CSV, replicas).
 from __future__ import annotations
 
 import csv
+import json
+import math
 import os
 import struct
 import subprocess
@@ -293,6 +295,16 @@ def test_regression_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: 
         execute(
             train, compose_user(tmp_path / "replicas", ["data=diabetes", "model=regression", "replicas=3"]), checks=check_config
         )
+
+
+def test_a_regression_whose_loss_ends_not_finite_is_recorded_diverged(tmp_path: Path, user_package: None) -> None:
+    # MSE has no clamp: SGD at lr=10 runs on to NaN without an exception, and the run is no result.
+    overrides = ["data=diabetes", "model=regression", "optimizer=sgd", "optimizer.lr=10", "trainer.max_epochs=2"]
+    result = execute(train, compose_user(tmp_path, overrides), checks=check_config)
+    losses = [record["val/loss"] for record in read_history(tmp_path).stage_records("validate")]
+    assert not math.isfinite(losses[-1])  # the oracle: what the run itself logged
+    assert result.status == "diverged" and result.error.startswith("training diverged: val/loss became nan at epoch ")
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
 
 
 def test_manual_optimization_trains_evaluates_and_refuses_replicas_in_one_line(tmp_path: Path, user_package: None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -71,7 +72,9 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Welch's t-test of two samples; None when either has fewer than two values or neither varies."""
     if min(len(a), len(b)) < 2 or (statistics.pvariance(a) == 0 and statistics.pvariance(b) == 0):
         return None
-    p_value = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # nearly equal seeds: scipy warns of precision loss, and its p is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_value = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     return None if math.isnan(p_value) else p_value
 
 

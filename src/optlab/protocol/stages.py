@@ -79,8 +79,10 @@ class Stages:
         return outcomes
 
     def _launch(self, jobs: list[list[str]]) -> None:
-        missing = [[*self.common, *job] for job in jobs if job_key([*self.common, *job]) not in self.done]
-        missing = list({job_key(job): job for job in missing}.values())  # a job planned twice trains once
+        wanted = {job_key([*self.common, *job]): [*self.common, *job] for job in jobs}  # a job planned twice trains once
+        missing = [job for key, job in wanted.items() if key not in self.done]
+        if len(missing) < len(wanted):
+            log.info("%d of %d jobs finished in an earlier attempt: reused", len(wanted) - len(missing), len(wanted))
         if not missing:
             return
         first = self.next_number

@@ -126,8 +126,8 @@ def run_protocol(
         as_replicas=replicable(tasks, settings, compose, common),
     )
     log.info(
-        "optimizer protocol: %d tasks, %d configurations to tune and %d at torch's defaults, in %s",
-        len(tasks),
+        "optimizer protocol: %s, %d configurations to tune and %d at torch's defaults, in %s",
+        "1 task" if len(tasks) == 1 else f"{len(tasks)} tasks",
         sum(run.stage == "tune" for run in first),
         sum(run.stage == "defaults" for run in first),
         sweep_dir,
