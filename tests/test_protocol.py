@@ -130,3 +130,35 @@ def test_running_it_again_trains_only_what_did_not_finish(protocol: tuple[Path, 
     output = resumed.stdout + resumed.stderr
     assert "7 of 8 jobs finished in an earlier attempt: reused" in output  # tuning and defaults
     assert "2 of 2 jobs finished in an earlier attempt: reused" in output  # the confirmations
+
+
+def test_a_config_every_job_would_fail_on_stops_the_protocol_before_any_job(tmp_path: Path) -> None:
+    result = run_train([*TINY, "data.batch_size=0"], cwd=tmp_path)
+    assert result.returncode == 1
+    last = (result.stdout + result.stderr).rstrip().splitlines()[-1]
+    assert last.endswith("[HYDRA] data.batch_size=0 is not valid: expected an integer >= 1")
+    assert not jobs_in(tmp_path / "logs" / "protocols" / "optimizer_protocol")
+
+
+@pytest.mark.slow
+def test_across_tasks_through_the_parallel_launcher_ends_with_a_performance_profile(tmp_path: Path) -> None:
+    every_task = [override for override in TINY[1:] if not override.startswith("data.")]
+    tasks = ["experiment=optimizer_protocol_tasks", *every_task, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+    result = run_train(tasks, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "logs" / "protocols" / "optimizer_protocol_tasks"
+    jobs = jobs_in(sweep_dir)
+    medians: dict[str, dict[str, float]] = {}
+    for job, overrides in confirmed(jobs).items():  # the oracle: each confirmed job's test/loss from TensorBoard
+        medians.setdefault(overrides["data"], {})[overrides["optimizer"]] = statistics.median(replica_finals(job, "test/loss"))
+    assert sorted(medians) == ["blobs", "breast_cancer", "digits"]
+    markdown = (sweep_dir / "protocol.md").read_text()
+    for optimizer in ("adam", "sgd"):
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {optimizer} | ") and "%" in line)
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        for task, cell in zip(("blobs", "digits", "breast_cancer"), cells[1:4]):
+            ratio = medians[task][optimizer] / min(medians[task].values())
+            assert cell == f"{ratio:.4g}"
+        within = sum(medians[task][optimizer] <= 1.1 * min(medians[task].values()) for task in medians)
+        assert cells[4] == f"{within / 3:.0%}"
+    assert is_png(sweep_dir / "profile.png")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 
 from optlab.config_checks import check_config, check_evaluation_config
@@ -31,7 +32,7 @@ from optlab.results import read_result
 from optlab.runner import execute
 from optlab.train import train
 
-from conftest import CONFIG_DIR, ROOT, job_dirs, run_train
+from conftest import CONFIG_DIR, ROOT, job_dirs, read_scalars, run_train
 
 STYLES = ROOT / "tests" / "user_styles"
 SEARCHPATH = f"hydra.searchpath=[file://{STYLES / 'configs'}]"
@@ -502,3 +503,33 @@ def test_a_user_experiment_runs_with_the_notebooks_experiment_gone(tmp_path: Pat
         timeout=300,
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_protocol_trains_a_model_with_buffers_one_seed_a_job_and_counts_diverged_seeds(
+    tmp_path: Path, user_package: None
+) -> None:
+    grid = ["hydra.sweeper.lr_grid.low=1e-3", "hydra.sweeper.lr_grid.high=10", "hydra.sweeper.lr_grid.points=3"]
+    seeds = ["hydra.sweeper.optimizers=[adam,sgd]", "hydra.sweeper.tuning_seeds=2", "hydra.sweeper.confirm_seeds=2"]
+    # The diabetes module has its own validation split: it takes no val_fraction.
+    task = ["experiment=optimizer_protocol", "data=diabetes", "model=regression", "~data.val_fraction"]
+    result = user_command([*task, *grid, *seeds, *QUICK], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "each seed its own job, since replicas=2: Regressor has buffers" in result.stdout + result.stderr
+    sweep_dir = tmp_path / "logs" / "protocols" / "optimizer_protocol"
+    diverged: dict[tuple[str, str], int] = {}
+    for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
+        overrides = dict(item.split("=", 1) for item in yaml.safe_load(overrides_file.read_text()) if "=" in item)
+        assert "replicas" not in overrides
+        if overrides["seed"] in ("2020", "2021"):  # the oracle: the tuning jobs' last val/loss in TensorBoard
+            finals = [value for _, value in read_scalars(overrides_file.parent.parent).get("val/loss", [])]
+            key = (overrides["optimizer"], overrides["optimizer.lr"])
+            diverged[key] = diverged.get(key, 0) + (not finals or not math.isfinite(finals[-1]))
+    assert diverged[("sgd", "10")] == 2  # MSE without a clamp runs on to NaN
+    with (sweep_dir / "protocol.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    for row in rows:
+        if row["stage"] == "tune":
+            assert int(row["diverged"]) == diverged[(row["optimizer"], f"{float(row['lr']):g}")], row
+    (sgd,) = [row for row in rows if row["stage"] == "confirm" and row["optimizer"] == "sgd"]
+    assert diverged[("sgd", f"{float(sgd['lr']):g}")] == 0  # a diverged seed scores as the worst: never chosen

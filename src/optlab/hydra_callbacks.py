@@ -191,6 +191,8 @@ class SweepReport(Callback):
             return []
         sweep_dir, loggers = self._pending
         self._pending = None
+        if not any(sweep_dir.glob("*/.hydra/overrides.yaml")):  # refused before any job: its error said why
+            return []
         jobs = rebuild_report(sweep_dir)
         if not jobs:
             return jobs

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from optlab.protocol.analysis import TaskResult, share_within
@@ -89,6 +90,7 @@ def confirmed(results: Sequence[TaskResult], path: Path) -> None:
             axes.axhline(result.target, color="grey", linestyle=":", linewidth=1, label=f"target {result.target:.4g}")
         axes.set_title(f"{result.task.name}: tuned optimizers on fresh seeds (95 % CI)")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_ylabel(result.metric)
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize="small")
