@@ -9,7 +9,7 @@ CPU_TORCH := torch==2.13.0
 CONSTRAINTS := requirements/constraints.txt
 ARGS ?=
 
-.PHONY: install install-dev train lint test test-all bench bench-gpu report constraints readme-comparison readme-replicas clean-venv
+.PHONY: install install-dev train lint test test-all bench bench-gpu report constraints readme-comparison readme-replicas readme-protocol clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,13 @@ README_REPLICAS := logs/multiruns/readme_replicas_$(shell date +%Y-%m-%d_%H-%M-%
 readme-replicas: install
 	$(PY) train.py experiment=optimizer_comparison replicas=10 hydra.sweep.dir=$(README_REPLICAS) callbacks.progress_bar.refresh_rate=0
 	$(PY) scripts/refresh_readme_comparison.py $(README_REPLICAS) replicas_comparison.png
+
+## The optimizer protocol on the notebook's data (148 trained models): the README's protocol figures.
+README_PROTOCOL := logs/protocols/readme_protocol
+readme-protocol: install
+	$(PY) train.py experiment=optimizer_protocol hydra.sweep.dir=$(README_PROTOCOL) callbacks.progress_bar.refresh_rate=0 $(ARGS)
+	cp $(README_PROTOCOL)/sensitivity.png docs/protocol_sensitivity.png
+	cp $(README_PROTOCOL)/confirmed.png docs/protocol_confirmed.png
 
 clean-venv:
 	rm -rf $(VENV)

@@ -21,6 +21,12 @@
 5. The three-optimizer sweep on the basic (sequential) launcher vs ``hydra/launcher=parallel``
    (this template's; all jobs at once, and at most two), and ``hydra/launcher=joblib`` (Hydra's
    plugin), checking that every launcher gives the same losses.
+6. The optimizer protocol (``experiment=optimizer_protocol``: 4 optimizers x 9 learning rates x
+   3 tuning seeds, then 10 fresh seeds for each tuned optimizer and each at torch's defaults:
+   148 trained models) as one ``train.py`` process, against the same 148 models (each job's
+   optimizer config and seeds, read back from the protocol's own directories) trained one
+   notebook loop each; per trained model. The loops train only; the protocol also validates,
+   tests, checkpoints and logs every model.
 
 Every figure is the median over the repetitions; ratios are ours / plain.
 """
@@ -42,6 +48,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -222,6 +229,31 @@ def same_finals(ours: dict[str, str], sequential: dict[str, str]) -> bool:
     )
 
 
+def protocol_models(sweep_dir: Path) -> list[tuple[Any, int]]:
+    """Every model the protocol trained: its job's optimizer config, and its seed (one per replica)."""
+    from omegaconf import OmegaConf
+
+    models = []
+    for config_file in sorted(sweep_dir.glob("*/.hydra/config.yaml")):
+        config = OmegaConf.load(config_file)
+        replicas = int(config.get("replicas", 1))
+        models += [(config.optimizer, int(config.seed) + k) for k in range(replicas)]
+    return models
+
+
+def plain_protocol_seconds(models: Sequence[tuple[Any, int]], epochs: int, train_rows: int) -> float:
+    """The protocol's models trained one notebook loop each, on the rows the protocol trains on."""
+    from hydra.utils import instantiate
+
+    X_train, _, Y_train, _ = notebook_data()
+    X_train, Y_train = X_train[:train_rows], Y_train[:train_rows]
+    started = time.perf_counter()
+    for optimizer, seed in models:
+        model = seeded_network(seed)
+        train_network(model, instantiate(optimizer)(model.parameters()), torch.nn.BCELoss(), epochs, 16, X_train, Y_train)
+    return time.perf_counter() - started
+
+
 def median_ratio(ours: list[float], plain: list[float]) -> float:
     return statistics.median(o / p for o, p in zip(ours, plain))
 
@@ -234,7 +266,10 @@ def main() -> None:
     parser.add_argument("--replica-reps", type=int, default=2)
     parser.add_argument("--replica-seeds", type=int, default=10)
     parser.add_argument("--replica-epochs", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["epoch", "ablation", "replicas", "process", "sweep"])
+    parser.add_argument("--protocol-epochs", type=int, default=2, help="epochs per model in the protocol's 148")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["epoch", "ablation", "replicas", "process", "sweep", "protocol"]
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="optlab-bench-"))
     rows: list[tuple[str, str, str, str]] = []
@@ -418,6 +453,36 @@ def main() -> None:
                     f"{median_ratio(walls[name], walls['sequential']):.2f}",
                 )
             )
+
+    if "protocol" not in args.skip:
+        epochs = args.protocol_epochs
+        sweep_dir = work / "protocol"
+        command = [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "experiment=optimizer_protocol",
+            f"trainer.max_epochs={epochs}",
+            "callbacks.progress_bar.refresh_rate=0",
+            f"hydra.sweep.dir={sweep_dir}",
+        ]
+        ours_wall, _, _ = measure_process(command, work)
+        models = protocol_models(sweep_dir)
+        train_rows = int(N_TRAIN * (1 - 0.2))  # the experiment validates on the last fifth of the training rows
+        plain_wall = plain_protocol_seconds(models, epochs, train_rows)
+        print(
+            f"  protocol: {len(models)} models, {epochs} epochs each: train.py {ours_wall:.0f} s, "
+            f"one notebook loop per model {plain_wall:.0f} s",
+            flush=True,
+        )
+        rows.append(
+            (
+                f"optimizer protocol, {len(models)} trained models of {epochs} epochs, per model: "
+                "one notebook loop each vs `experiment=optimizer_protocol` (s)",
+                f"{plain_wall / len(models):.2f}",
+                f"{ours_wall / len(models):.2f}",
+                f"{ours_wall / plain_wall:.2f}",
+            )
+        )
 
     measured = (
         f"Measured by `make bench` on {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
