@@ -22,8 +22,8 @@
    (this template's; all jobs at once, and at most two), and ``hydra/launcher=joblib`` (Hydra's
    plugin), checking that every launcher gives the same losses.
 6. The optimizer protocol (``experiment=optimizer_protocol``: 4 optimizers x 9 learning rates x
-   3 tuning seeds, then 10 fresh seeds for each tuned optimizer and each at torch's defaults:
-   148 trained models) as one ``train.py`` process, against the same 148 models (each job's
+   3 tuning seeds, then 10 fresh seeds for each tuned optimizer, 148 models, and 10 for each at
+   torch's defaults: 188) as one ``train.py`` process, against the same 188 models (each job's
    optimizer config and seeds, read back from the protocol's own directories) trained one
    notebook loop each; per trained model. The loops train only; the protocol also validates,
    tests, checkpoints and logs every model.
@@ -229,16 +229,22 @@ def same_finals(ours: dict[str, str], sequential: dict[str, str]) -> bool:
     )
 
 
-def protocol_models(sweep_dir: Path) -> list[tuple[Any, int]]:
-    """Every model the protocol trained: its job's optimizer config, and its seed (one per replica)."""
+def protocol_models(sweep_dir: Path) -> tuple[list[tuple[Any, int]], int]:
+    """Every model the protocol's report counts (its optimizer config and seed), and how many it trained.
+
+    A configuration whose replicas diverged is trained again one seed per job: those seeds are
+    trained twice, and are one model each here.
+    """
     from omegaconf import OmegaConf
 
-    models = []
+    models, trained = {}, 0
     for config_file in sorted(sweep_dir.glob("*/.hydra/config.yaml")):
         config = OmegaConf.load(config_file)
         replicas = int(config.get("replicas", 1))
-        models += [(config.optimizer, int(config.seed) + k) for k in range(replicas)]
-    return models
+        trained += replicas
+        for k in range(replicas):
+            models[OmegaConf.to_yaml(config.optimizer), int(config.seed) + k] = config.optimizer
+    return [(optimizer, seed) for (_, seed), optimizer in models.items()], trained
 
 
 def plain_protocol_seconds(models: Sequence[tuple[Any, int]], epochs: int, train_rows: int) -> float:
@@ -466,12 +472,12 @@ def main() -> None:
             f"hydra.sweep.dir={sweep_dir}",
         ]
         ours_wall, _, _ = measure_process(command, work)
-        models = protocol_models(sweep_dir)
+        models, trained = protocol_models(sweep_dir)
         train_rows = int(N_TRAIN * (1 - 0.2))  # the experiment validates on the last fifth of the training rows
         plain_wall = plain_protocol_seconds(models, epochs, train_rows)
         print(
-            f"  protocol: {len(models)} models, {epochs} epochs each: train.py {ours_wall:.0f} s, "
-            f"one notebook loop per model {plain_wall:.0f} s",
+            f"  protocol: {len(models)} models, {epochs} epochs each: train.py {ours_wall:.0f} s ({trained} trained: "
+            f"the seeds of replicas that diverged again one job each), one notebook loop per model {plain_wall:.0f} s",
             flush=True,
         )
         rows.append(
