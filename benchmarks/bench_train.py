@@ -84,6 +84,7 @@ def template_epoch_sums(output_dir: Path, overrides: Sequence[str] = (), epochs:
                 f"paths.output_dir={output_dir}",
                 f"paths.log_dir={output_dir}",
                 f"trainer.max_epochs={epochs}",
+                "callbacks.progress_bar.terminal_only=false",  # measured as a terminal shows it, bar included
                 *overrides,
             ],
         )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import struct
 import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
 from hydra.types import RunMode
 
-from conftest import CONFIG_DIR, compose_config, hparams_session, job_dirs, read_scalars, run_train, train_here
+from conftest import CONFIG_DIR, ROOT, compose_config, hparams_session, job_dirs, read_scalars, run_train, train_here
 from notebook_reference import NOTEBOOK_ADAM_LOSSES
 
 # Its module-scoped fixture runs once: the file's tests share one pytest-xdist worker.
@@ -88,9 +94,8 @@ def test_the_console_shows_header_bar_epoch_table_and_closing_block_once(
     assert lines[4].startswith(f"outputs    {run}")
     assert "├──" not in result.stdout  # the config tree only when asked (print_config=true)
 
-    # The progress bar with the live training loss and the last validation loss and accuracy.
-    bar = result.stdout.split("\r")
-    assert any("Epoch 2/2:" in line and "train/loss_step=" in line and "val/loss=" in line and "val/acc=" in line for line in bar)
+    # Not a terminal (a pipe, a log file): rows without a progress bar's redraws between them.
+    assert "\r" not in result.stdout + result.stderr and "it/s" not in result.stdout + result.stderr
 
     # One row per epoch: the notebook's numbers (its printed sums over the 4000 rows, as means), then validation.
     # The columns are the metrics the model logged per epoch.
@@ -205,3 +210,37 @@ def test_ddp_on_cpu_trains_with_two_processes_and_one_set_of_logs(tmp_path: Path
     assert "on cpu x2 (DDP)" in result.stdout  # the header says how it ran
     # Asked for, the resolved config tree is printed before training, by rank 0 only.
     assert result.stdout.count("├── optimizer") == 1 and "strategy: ddp" in result.stdout
+
+
+def run_in_terminal(args: list[str], cwd: Path, columns: int) -> str:
+    """``python train.py ARGS`` on a pseudo-terminal ``columns`` wide: everything the screen receives."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("COLUMNS", None)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, stdin=follower, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    received = []
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # EIO: the run closed its terminal
+            break
+        if not chunk:
+            break
+        received.append(chunk)
+    os.close(leader)
+    assert process.wait(timeout=300) == 0
+    return b"".join(received).decode()
+
+
+def test_on_an_80_column_terminal_the_bar_keeps_its_width_and_rows_fit(tmp_path: Path) -> None:
+    screen = run_in_terminal(["trainer.max_epochs=2", "data.n_samples=1000"], tmp_path, columns=80)
+    redraws = [part for line in screen.replace("\r\n", "\n").split("\n") for part in line.split("\r") if part.strip()]
+    bars = [part for part in redraws if part.startswith("Epoch 2/2:") and "|" in part]
+    assert bars and max(part.count("█") for part in bars) >= 10  # a bar, not one character of it
+    assert all(len(part) <= 80 for part in bars) and "val/loss=" not in bars[-1]  # validation is in the rows
+    paths = ("outputs ", "run ", "look ")  # a run directory is as long as its name
+    assert all(len(part) <= 80 for part in redraws if not part.startswith(paths)), [p for p in redraws if len(p) > 80]

@@ -37,6 +37,11 @@ SWEEP = [
 ]
 
 
+def plural_threads(count: int) -> str:
+    """How the run header says a job's torch thread pool: ``, 2 torch threads`` at the end of its trainer line."""
+    return f", {count} torch thread" + ("\n" if count == 1 else "s\n")
+
+
 def epoch_losses(sweep_dir: Path) -> list[list[tuple[int, float]]]:
     return [read_scalars(job)["train/loss_epoch"] for job in job_dirs(sweep_dir)]
 
@@ -71,7 +76,7 @@ def test_parallel_sweep_gives_the_sequential_numbers(
     # core for joblib (its n_jobs=-1), at least one thread each.
     cores = available_cores()
     threads = max(1, cores // (2 if launcher == "parallel" else cores))
-    assert job_logs(tmp_path / "sweep").count(f"torch threads: {threads}") == 2
+    assert job_logs(tmp_path / "sweep").count(plural_threads(threads)) == 2
     assert (tmp_path / "sweep" / "summary.md").is_file()
 
 
@@ -94,7 +99,7 @@ def test_one_job_at_a_time_gets_all_threads(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Launching 2 jobs, 1 at a time" in result.stderr + result.stdout
     logs = job_logs(tmp_path / "sweep")
-    assert logs.count(f"torch threads: {available_cores()}") == 2
+    assert logs.count(plural_threads(available_cores())) == 2
     assert [len(read_scalars(job)["train/loss_epoch"]) for job in job_dirs(tmp_path / "sweep")] == [1, 1]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,13 @@ from optlab.replicas.records import is_replica_metric
 log = logging.getLogger(__name__)
 
 
+def bar_has_a_terminal() -> bool:
+    """Whether a progress bar would be seen: the console is a terminal, and no other job draws on it."""
+    from optlab.threads import parallel_jobs
+
+    return sys.stderr.isatty() and parallel_jobs() == 1
+
+
 class EpochTable(TQDMProgressBar):
     """Lightning's tqdm progress bar, and above it one row per epoch of the metrics the run logged.
 
@@ -31,11 +39,20 @@ class EpochTable(TQDMProgressBar):
     validation's are the names that appear while validation runs. An epoch without
     validation shows ``-`` in those columns. Epochs are counted from 1, as the notebook
     counts them; the validation and test passes get no bars of their own. Rows go through
-    logging, so the run's ``train.log`` has them too. A row is written when the next epoch
+    logging, so the run's ``train.log`` has them too. With ``terminal_only`` the bar is drawn
+    only on a terminal that no other job of a parallel sweep draws on: a log file, or jobs
+    side by side, get the rows alone. A row is written when the next epoch
     starts (or training ends): a model's own ``on_train_epoch_end`` logs after every callback's.
     """
 
-    def __init__(self, refresh_rate: int = 25, columns: Sequence[str] | None = None, **kwargs: Any) -> None:
+    # Lightning's, without the rate: on an 80-column terminal the bar itself keeps a readable width.
+    BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+    def __init__(
+        self, refresh_rate: int = 25, columns: Sequence[str] | None = None, terminal_only: bool = True, **kwargs: Any
+    ) -> None:
+        if terminal_only and not bar_has_a_terminal():
+            refresh_rate = 0  # a log file gets the rows without a bar's redraws between them
         super().__init__(refresh_rate=refresh_rate, **kwargs)
         self.columns = list(columns) if columns else None
         self._pending_epoch: int | None = None
@@ -51,9 +68,11 @@ class EpochTable(TQDMProgressBar):
         return Tqdm(disable=True)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float | dict[str, float]]:
+        """The bar's figures: the training metrics as they move. What the rows above it show (the epoch's means,
+        validation) and the logger's run id (MLflow, W&B) are left out: on 80 columns the bar keeps its width."""
         metrics = super().get_metrics(trainer, pl_module)
-        metrics.pop("v_num", None)  # the logger's run id (MLflow, W&B): the header names the run
-        return metrics
+        in_rows = self._validation_names | {name for name, _ in self._layout or ()}
+        return {key: value for key, value in metrics.items() if key != "v_num" and key not in in_rows}
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_start(trainer, pl_module)

@@ -43,6 +43,36 @@ class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+class LabelledFormatter(logging.Formatter):
+    """Another formatter's lines, each after a label: jobs that print side by side stay apart."""
+
+    def __init__(self, label: str, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.label, self.inner = label, inner or logging.Formatter("%(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(f"{self.label}{line}" for line in self.inner.format(record).splitlines())
+
+
+def label_console_lines(label: str) -> None:
+    """Every line this process prints to the console starts with ``label``; its ``train.log`` keeps them as they are."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            if not isinstance(handler.formatter, LabelledFormatter):
+                handler.setFormatter(LabelledFormatter(label, handler.formatter))
+
+
+def label_parallel_job() -> None:
+    """In a sweep whose jobs run side by side, every console line of this job starts with its number (``#3``)."""
+    from optlab.hydra_context import in_sweep
+    from optlab.threads import parallel_jobs
+
+    if in_sweep() and parallel_jobs() > 1:
+        from hydra.core.hydra_config import HydraConfig
+
+        label_console_lines(f"#{HydraConfig.get().job.num:<3} ")
+
+
 class ConsoleFilter(logging.Filter):
     """Keep Lightning's warnings and errors in the console, not its INFO chatter (it stays in train.log)."""
 
@@ -185,10 +215,10 @@ def run_header(
         (
             "trainer",
             f"{epochs} on {accelerator} x{trainer.num_devices * trainer.num_nodes} ({strategy}), "
-            f"precision {trainer.precision}, torch threads: {threads}",
+            f"{trainer.precision}, {plural(threads, 'torch thread')}",
         )
     )
-    rows.append(("outputs", f"{relative(output_dir)}  (resolved config: config_tree.txt; print it with print_config=true)"))
+    rows.append(("outputs", relative(output_dir)))
     return header(rows)
 
 
@@ -206,6 +236,25 @@ def closing_block(rows: Sequence[tuple[str, str | None]], output_dir: Path, logg
     shown.append(("run", relative(output_dir)))
     shown += [("look", command) for command in look_commands(loggers, output_dir)]
     return header(shown)
+
+
+def profile_row(profiler: Any, fit_seconds: float, run_dir: Path) -> tuple[str, str | None]:
+    """A profiler's summary on the console: where its report went and the hooks that took the most of training.
+
+    Lightning's ``SimpleProfiler`` times each hook (``recorded_durations``); its full table goes
+    to ``fit-<filename>.txt`` in its ``dirpath``, or to ``train.log`` without one. The loops'
+    own ``run_*`` spans hold the hooks, so they are left out of the ranking.
+    """
+    durations = getattr(profiler, "recorded_durations", None)
+    if not durations or fit_seconds <= 0:
+        return ("profile", None)
+    totals = {action.rsplit("]", 1)[-1]: sum(times) for action, times in durations.items() if not action.startswith("run_")}
+    slowest = sorted(totals.items(), key=lambda item: item[1], reverse=True)[:3]
+    dirpath, filename = getattr(profiler, "dirpath", None), getattr(profiler, "filename", None)
+    report = Path(dirpath) / f"fit-{filename}.txt" if dirpath and filename else run_dir / "train.log"
+    where = report.name if report.parent.resolve() == run_dir.resolve() else relative(report)
+    spent = ", ".join(f"{name} {100 * seconds / fit_seconds:.0f} %" for name, seconds in slowest)
+    return ("profile", f"{spent} of training (table: {where})")
 
 
 def metrics_of(record: Mapping[str, Any]) -> dict[str, float]:

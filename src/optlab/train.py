@@ -18,7 +18,15 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from optlab.building import build, build_group, build_trainer
-from optlab.console import closing_block, outcome_rows, quiet_lightning, run_header, save_config_tree
+from optlab.console import (
+    closing_block,
+    label_parallel_job,
+    outcome_rows,
+    profile_row,
+    quiet_lightning,
+    run_header,
+    save_config_tree,
+)
 from optlab.errors import ConfigError, Interrupted, NumericalError, UserError
 from optlab.history import History, read_history
 from optlab.hydra_context import hydra_choices
@@ -40,6 +48,7 @@ def train(cfg: DictConfig) -> RunResult:
     run_dir = Path(cfg.paths.output_dir)
     claim_run_dir(run_dir)  # ours already when Hydra's CheckLogDir claimed it before writing .hydra/
     quiet_lightning()
+    label_parallel_job()  # jobs of a parallel sweep print side by side: each line says whose it is
     save_config_tree(cfg, run_dir)
     threads = set_threads(cfg.get("num_threads"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -61,6 +70,7 @@ def train(cfg: DictConfig) -> RunResult:
         log.info("%s", run_header(cfg, hydra_choices(), datamodule, built, trainer, threads, run_dir))
 
     fit_seconds = fit(trainer, built.model, datamodule, cfg, run_dir)
+    profiled = profile_row(trainer.profiler, fit_seconds, run_dir)  # before the test adds its own timings
     if not records.history.logged("validate") and validates(built.model, datamodule):
         trainer.validate(built.model, datamodule=datamodule, verbose=False)  # resumed with nothing left to train
     metrics = logged_metrics(trainer)
@@ -83,7 +93,7 @@ def train(cfg: DictConfig) -> RunResult:
         rows = outcome_rows(
             tested[0] if tested else {}, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica
         )
-        log.info("%s", closing_block(rows, run_dir, cfg.get("logger")))
+        log.info("%s", closing_block([*rows, profiled], run_dir, cfg.get("logger")))
     return result
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,23 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
 
 # Columns the console table leaves to the files (summary.md, summary.csv).
 FILE_ONLY_COLUMNS = ("epochs", "steps_per_second")
+CONSOLE_WIDTH = 80  # the console's tables drop their last columns to fit; the files keep them all
+
+
+def fit_to_width(header: Sequence[str], rows: Sequence[Sequence[str]], keep: int) -> tuple[list[str], list[list[str]]]:
+    """The table without as many of its last columns (never the first ``keep``) as it takes to fit the console."""
+    header, rows = list(header), [list(row) for row in rows]
+    while len(header) > keep and max(len(line) for line in text_table(header, rows)) > CONSOLE_WIDTH:
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    return header, rows
+
+
+def console_columns(
+    header: Sequence[str], rows: Sequence[Sequence[str]], names: Sequence[str]
+) -> tuple[list[str], list[list[str]]]:
+    """Only the columns at the first occurrence of each of ``names``, in that order."""
+    indices = [list(header).index(name) for name in names if name in header]
+    return [header[i] for i in indices], [[row[i] for i in indices] for row in rows]
 
 
 @dataclass
@@ -282,18 +300,20 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, 
     tables = summary_tables(jobs, group_by_seed(jobs), settings, columns, every_column=False)
     lines = ["", f"sweep {relative(sweep_dir)}: {tables.heading.replace('`', '')}"]
     if tables.groups:
+        group_header, group_rows = tables.groups
+        chosen = ["configuration", "seeds", "diverged", f"{settings.metric} mean", "95% CI", "Holm p vs best"]
         lines += [
             "",
             "over seeds, per configuration:",
-            *text_table(*tables.groups),
-            SIGNIFICANCE_NOTE.format(metric=settings.metric).replace("`", ""),
+            *text_table(*fit_to_width(*console_columns(group_header, group_rows, [*chosen, "P(better than best)"]), 4)),
+            *textwrap.wrap(SIGNIFICANCE_NOTE.format(metric=settings.metric).replace("`", ""), CONSOLE_WIDTH),
             "",
             "jobs:",
         ]
     header, rows = tables.jobs
     if not any(row[-1] for row in rows):  # no job failed: no error column
         header, rows = header[:-1], [row[:-1] for row in rows]
-    lines += [*text_table(header, rows), ""]
+    lines += [*text_table(*fit_to_width(header, rows, keep=4)), ""]
     lines += [
         f"plot      {relative(sweep_dir / 'comparison.png')}",
         f"table     {relative(sweep_dir / 'summary.md')} (all columns: summary.csv, statistics: groups.csv)",
