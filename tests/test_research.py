@@ -155,15 +155,19 @@ def test_optuna_search_writes_its_results_and_the_report(tmp_path: Path) -> None
     assert float(best_row["best val/loss"]) == pytest.approx(results["best_value"], rel=1e-6)
 
 
-def test_eval_reproduces_the_training_runs_test_metrics(tmp_path: Path) -> None:
-    train_here(compose_config(tmp_path / "run", ["trainer.max_epochs=2", "print_config=false"]))
-    evaluated = run_train(["ckpt_path=run/checkpoints/last.ckpt", "hydra.run.dir=eval"], cwd=tmp_path, script="eval.py")
+def test_eval_reproduces_the_training_runs_test_metrics_and_files_itself_under_the_run(tmp_path: Path) -> None:
+    trained = run_train(["trainer.max_epochs=2", "hydra.run.dir=run", "callbacks.progress_bar.refresh_rate=0"], cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evaluated = run_train(["ckpt_path=run/checkpoints/last.ckpt"], cwd=tmp_path, script="eval.py")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    training, evaluation = read_result(tmp_path / "run"), read_result(tmp_path / "eval")
+    # Inside the evaluated run: TensorBoard lists it under that run, not among the training runs.
+    (evaluation_dir,) = (tmp_path / "run" / "eval").iterdir()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    training, evaluation = read_result(tmp_path / "run"), read_result(evaluation_dir)
     assert training is not None and evaluation is not None
     for metric in ("test/acc", "test/loss"):
         assert evaluation.metrics[metric] == pytest.approx(training.metrics[metric], rel=1e-6)
-    assert read_scalars(tmp_path / "eval")["test/acc"][-1][1] == pytest.approx(training.metrics["test/acc"])
+    assert read_scalars(evaluation_dir)["test/acc"][-1][1] == pytest.approx(training.metrics["test/acc"])
     assert f"acc {training.metrics['test/acc']:.6g}" in evaluated.stdout
 
 

@@ -41,7 +41,16 @@ def mode(direction: str) -> str:
     return {"minimize": "min", "maximize": "max"}.get(direction, direction)
 
 
+def evaluation_home(ckpt_path: str | None, log_dir: str) -> str:
+    """Where ``eval.py`` writes: in the run that wrote the checkpoint (``<run>/eval/``), so that TensorBoard
+    lists an evaluation under its run rather than among the training runs; ``<log_dir>/eval/`` for a
+    checkpoint from anywhere else."""
+    run = Path(ckpt_path).parent.parent if ckpt_path else None
+    return str(run / "eval") if run is not None and (run / ".hydra").is_dir() else f"{log_dir}/eval"
+
+
 RESOLVERS = {
+    "optlab.evaluation_home": evaluation_home,
     "optlab.mode": mode,
     "optlab.path_safe": path_safe,
     "optlab.name_suffix": name_suffix,

@@ -131,9 +131,11 @@ class RunRecords:
         """The run's settings to its loggers and HParams, each replica's with its own seed; ``replica.json`` per replica."""
         sessions = [(trainer.loggers, dict(hparams))]  # debug=fast_dev_run: Lightning put a logger that writes nothing in
         if self._router is not None and self._router in trainer.loggers:
-            sessions = [(self._run_loggers, dict(hparams))]
+            # The run is the replicas' mean: a row of its own in HParams, told apart from replica 0 by "replica".
+            sessions = [(self._run_loggers, {**hparams, "replica": f"mean of {self.replicas}"})]
             sessions += [
-                (loggers, {**hparams, "seed": seed}) for loggers, seed in zip(self._replica_loggers, self.seeds, strict=True)
+                (loggers, {**hparams, "seed": seed, "replica": str(k)})
+                for k, (loggers, seed) in enumerate(zip(self._replica_loggers, self.seeds, strict=True))
             ]
         for loggers, params in sessions:
             for logger in loggers:

@@ -325,6 +325,7 @@ def console_summary(jobs: Sequence[Job], sweep_dir: Path, loggers: Mapping[str, 
 def build_report(sweep_dir: Path) -> list[Job]:
     """Write comparison.png, summary.csv, summary.md and groups.csv into ``sweep_dir``; return the jobs found."""
     from optlab.report.plot import plot_comparison, plot_panels
+    from optlab.report.tensorboard import write_sweep_layout
 
     sweep_dir = Path(sweep_dir)
     jobs = find_jobs(sweep_dir)
@@ -335,6 +336,7 @@ def build_report(sweep_dir: Path) -> list[Job]:
     write_csv(jobs, columns, sweep_dir / "summary.csv")
     write_markdown(sweep_dir, summary_tables(jobs, groups, settings, columns), settings.metric, sweep_dir / "summary.md")
     write_groups_csv(groups, columns, settings, sweep_dir / "groups.csv")
+    write_sweep_layout(sweep_dir, jobs, settings.metric)  # what TensorBoard opens on
     plot_comparison(
         groups, plot_panels(jobs, settings), sweep_dir / "comparison.png", title=f"Sweep {sweep_dir.name}", metric=settings.metric
     )
