@@ -162,6 +162,13 @@ def test_a_dropped_terminal_and_ctrl_c_save_last_ckpt_and_record_an_interruption
     assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
     assert json.loads((run_dir / "result.json").read_text())["error"] == expected
     assert torch.load(last, weights_only=True)["global_step"] == 71
+    if signum == "SIGINT":  # the command it printed resumes it, with no warning about the resumed run's new directory
+        resumed_dir = tmp_path / "resumed"
+        resumed = run_train(
+            [f"ckpt_path={last}", f"hydra.run.dir={resumed_dir}", *args[1:4]], cwd=tmp_path, env={"PYTHONWARNINGS": "default"}
+        )
+        assert resumed.returncode == 0 and "warning" not in (resumed.stdout + resumed.stderr).lower()
+        assert "The dirpath has changed" in (resumed_dir / "train.log").read_text()  # kept for whoever reads the log
 
 
 @pytest.fixture

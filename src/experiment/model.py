@@ -87,7 +87,8 @@ class BinaryClassifier(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # The mean over the epoch's rows: the notebook's printed sum divided by the training rows.
-        self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True)
+        # compute() already gathered every DDP rank's rows; sync_dist averages those equal values.
+        self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, probabilities, y = self.model_step(batch)
@@ -101,8 +102,8 @@ class BinaryClassifier(L.LightningModule):
             return
         self.val_loss_best(self.val_loss.compute())
         self.val_acc_best(self.val_acc.compute())
-        self.log("val/loss_best", self.val_loss_best.compute())
-        self.log("val/acc_best", self.val_acc_best.compute())
+        self.log("val/loss_best", self.val_loss_best.compute(), sync_dist=True)
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, probabilities, y = self.model_step(batch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,9 @@ _QUIET_LOGGERS = ("lightning", "pytorch_lightning", "mlflow", "alembic")
 _LIGHTNING_PACKAGES = ("lightning.pytorch", "lightning.fabric")
 # Warnings that report normal operation: a first MLflow run creates its experiment.
 _NOT_WARNINGS = ("Experiment with name",)
+# Lightning's warnings about what the template does by design, which no user can act on: a resumed
+# run writes its checkpoints into its own new directory. They stay in train.log.
+_BY_DESIGN = ("The dirpath has changed from",)
 
 
 class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -82,8 +86,10 @@ class ConsoleFilter(logging.Filter):
         ):
             return False
         if record.name == "py.warnings":  # a Python warning: its message, not the file and line it came from
-            text = str(record.args[0]) if record.args else record.getMessage()
-            record.msg, record.args = f"warning: {_warning_text(text)}", ()
+            text = _warning_text(str(record.args[0]) if record.args else record.getMessage())
+            if text.startswith(_BY_DESIGN):
+                return False
+            record.msg, record.args = f"warning: {text}", ()
         return True
 
 
@@ -91,7 +97,10 @@ def _warning_text(formatted: str) -> str:
     """``path:12: UserWarning: text`` -> ``text`` (warnings.formatwarning's layout)."""
     first_line = formatted.strip().splitlines()[0] if formatted.strip() else formatted
     head, separator, text = first_line.partition("Warning: ")
-    return text if separator else first_line
+    if separator:
+        return text
+    located = re.match(r"\S+\.py:\d+: (.*)", first_line)  # Lightning's rank_zero_warn: "file.py:566: text"
+    return located.group(1) if located else first_line
 
 
 def quiet_lightning() -> None:
