@@ -160,6 +160,9 @@ def rebuild_report(sweep_dir: Path) -> list[Any]:
         return []
 
 
+LISTED_JOBS = 10  # jobs not ok that the console names; summary.md has them all
+
+
 class SweepReport(Callback):
     """The sweep's report, written once, when every job has ended: the one ``python -m optlab.report`` would write.
 
@@ -201,9 +204,11 @@ class SweepReport(Callback):
         try:  # the console's last screen, not log records; a dropped terminal may take it away
             if self.table_on_console:
                 print(console_summary(jobs, sweep_dir, loggers), flush=True)
-            for job in jobs:
-                if job.status != "ok":
-                    print(f"  {job.name}: {job.status}: {job.error}", flush=True)
+            unfinished = [job for job in jobs if job.status != "ok"]
+            for job in unfinished[:LISTED_JOBS]:
+                print(f"  {job.name}: {job.status}: {job.error}", flush=True)
+            if len(unfinished) > LISTED_JOBS:
+                print(f"  ... {len(unfinished) - LISTED_JOBS} more: summary.md lists every job", flush=True)
             print(closing_line(jobs, sweep_dir), flush=True)
         except OSError:
             pass

@@ -34,6 +34,11 @@ class Seeds:
         return sum(job.status == "diverged" for job in self.jobs)
 
     @property
+    def learned_nothing(self) -> int:
+        """Seeds that trained to the end without their metric ever moving (counted in the statistics, and said)."""
+        return sum(job.status == "did not learn" for job in self.jobs)
+
+    @property
     def not_trained(self) -> int:
         """Seeds that neither finished nor diverged (failed, killed, interrupted)."""
         return sum(job.status not in (*TRAINED, "diverged") for job in self.jobs)

@@ -34,7 +34,9 @@ def configuration_row(result: TaskResult, seeds: Seeds) -> list[str]:
         seeds.run.optimizer,
         seeds.run.settings,
         str(len(seeds.jobs)),
-        str(seeds.diverged) + (f" (+{seeds.not_trained} not trained)" if seeds.not_trained else ""),
+        str(seeds.diverged)
+        + (f" (+{seeds.not_trained} not trained)" if seeds.not_trained else "")
+        + (f"; {seeds.learned_nothing} learned nothing" if seeds.learned_nothing else ""),
         number(summary.mean) if summary else "",
         number(summary.std) if summary else "",
         interval,
@@ -54,7 +56,7 @@ def task_section(result: TaskResult) -> list[str]:
         "",
         f"Tuned on the final `{result.metric}` ({'lower' if result.minimize else 'higher'}"
         f" is better); tested on `{test}` over the fresh seeds. Mean, std and interval are over the seeds that trained"
-        " to the end; the diverged ones are counted beside them.",
+        " to the end (those that learned nothing included, and counted); the diverged ones are counted beside them.",
         "",
     ]
     header = [
@@ -164,6 +166,7 @@ def write_csv(path: Path, results: Sequence[TaskResult]) -> None:
                 "seeds",
                 "diverged",
                 "not_trained",
+                "did_not_learn",
                 "score",
                 "test_metric",
                 "test_mean",
@@ -184,6 +187,7 @@ def write_csv(path: Path, results: Sequence[TaskResult]) -> None:
                         len(seeds.jobs),
                         seeds.diverged,
                         seeds.not_trained,
+                        seeds.learned_nothing,
                         repr(score(seeds, result.minimize)),
                         result.test_metric or "",
                         *(
