@@ -78,7 +78,7 @@ readme-replicas: install
 ## The optimizer protocol on the notebook's data (148 trained models): the README's protocol figures.
 README_PROTOCOL := logs/protocols/readme_protocol
 readme-protocol: install
-	$(PY) train.py experiment=optimizer_protocol hydra.sweep.dir=$(README_PROTOCOL) callbacks.progress_bar.refresh_rate=0 $(ARGS)
+	$(PY) train.py experiment=optimizer_protocol hydra.sweep.dir=$(README_PROTOCOL) hydra/launcher=parallel $(ARGS)
 	cp $(README_PROTOCOL)/sensitivity.png docs/protocol_sensitivity.png
 	cp $(README_PROTOCOL)/confirmed.png docs/protocol_confirmed.png
 

@@ -204,7 +204,9 @@ class SweepReport(Callback):
         try:  # the console's last screen, not log records; a dropped terminal may take it away
             if self.table_on_console:
                 print(console_summary(jobs, sweep_dir, loggers), flush=True)
-            unfinished = [job for job in jobs if job.status != "ok"]
+            # Where a diverged job is a result (a search, the protocol), only the jobs that broke are named.
+            results = () if self.fail_on_job_error else ("diverged", "did not learn")
+            unfinished = [job for job in jobs if job.status != "ok" and job.status not in results]
             for job in unfinished[:LISTED_JOBS]:
                 print(f"  {job.name}: {job.status}: {job.error}", flush=True)
             if len(unfinished) > LISTED_JOBS:

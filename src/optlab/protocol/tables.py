@@ -214,8 +214,9 @@ def console_lines(results: Sequence[TaskResult]) -> list[str]:
                 if summary is None
                 else f"{summary.mean:.4g}" + (f" [{summary.low:.4g}, {summary.high:.4g}]" if summary.low is not None else "")
             )
-            diverged = f", {seeds.diverged} of {len(seeds.jobs)} seeds diverged" if seeds.diverged else ""
-            lines.append(f"  {seeds.run.optimizer:<8} {seeds.run.settings:<16} {shown}{diverged}")
+            counted = [(seeds.diverged, "diverged"), (seeds.learned_nothing, "learned nothing")]
+            failures = "".join(f", {count} of {len(seeds.jobs)} seeds {what}" for count, what in counted if count)
+            lines.append(f"  {seeds.run.optimizer:<8} {seeds.run.settings:<16} {shown}{failures}")
         untuned = sorted({s.run.optimizer for s in result.tuning} - {s.run.optimizer for s in result.confirmed})
         lines += [f"  {optimizer:<8} diverged at every learning rate" for optimizer in untuned]
     return lines
