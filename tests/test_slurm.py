@@ -242,3 +242,19 @@ def test_without_accounting_the_launcher_reads_job_states_from_squeue(tmp_path: 
     assert state_when_done(submit(tmp_path, "exit 0"))[0] == "COMPLETED"
     # A job slurmctld no longer knows (it ended more than MinJobAge ago) has ended.
     assert state_when_done("2000000000")[0] == "ENDED"
+
+
+@pytest.mark.slow  # 16 SLURM jobs in two batches, about 40 s
+def test_the_optimizer_protocol_runs_its_jobs_on_slurm(tmp_path: Path) -> None:
+    grid = ["hydra.sweeper.lr_grid.low=1e-3", "hydra.sweeper.lr_grid.high=1e-2", "hydra.sweeper.lr_grid.points=2"]
+    seeds = ["hydra.sweeper.optimizers=[adam,sgd]", "hydra.sweeper.tuning_seeds=2", "hydra.sweeper.confirm_seeds=2"]
+    args = ["experiment=optimizer_protocol", "hydra/launcher=slurm", *grid, *seeds, "trainer.max_epochs=1", "data.n_samples=400"]
+    result = run_train(args, cwd=tmp_path, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("SLURM jobs: ") == 2  # the tuning grid with the defaults, then the confirmations
+    sweep_dir = tmp_path / "logs" / "protocols" / "optimizer_protocol"
+    with (sweep_dir / "protocol.csv").open() as stream:
+        confirmed = [row for row in csv.DictReader(stream) if row["stage"] == "confirm"]
+    assert sorted(row["optimizer"] for row in confirmed) == ["adam", "sgd"] and {row["seeds"] for row in confirmed} == {"2"}
+    assert output.rstrip().endswith("sweep logs/protocols/optimizer_protocol: 16 jobs, 16 ok")
