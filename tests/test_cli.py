@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import struct
@@ -184,6 +185,19 @@ def test_unknown_optimizer_lists_the_available_ones(tmp_path: Path) -> None:
     for name in ("adam", "adamw", "rmsprop", "sgd"):
         assert f"\t{name}\n" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_eval_without_a_checkpoint_says_which_key_to_set(tmp_path: Path) -> None:
+    result = run_train([], cwd=tmp_path, script="eval.py")
+    assert result.returncode == 1
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert lines[-1].endswith(
+        "ckpt_path=None is not valid: expected the checkpoint to test, "
+        "e.g. python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    (record,) = (tmp_path / "logs" / "eval").glob("*/result.json")  # the failed evaluation's record says why
+    assert json.loads(record.read_text())["status"] == "failed" and "ckpt_path=None" in record.read_text()
 
 
 def test_ddp_on_cpu_trains_with_two_processes_and_one_set_of_logs(tmp_path: Path) -> None:

@@ -177,7 +177,11 @@ def check_evaluation_config(cfg: DictConfig) -> None:
     from optlab.checkpoints import configured_classes, load_checkpoint, trained_with
 
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
-        raise ConfigError("ckpt_path", None, "required: python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt")
+        raise ConfigError(
+            "ckpt_path",
+            None,
+            "expected the checkpoint to test, e.g. python eval.py ckpt_path=logs/runs/<run>/checkpoints/last.ckpt",
+        )
     load_checkpoint(
         cfg.ckpt_path, lambda: configured_classes(trained_with(cfg.ckpt_path) or cfg), trusted=cfg.get("trust_checkpoint", False)
     )
