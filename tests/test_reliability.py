@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -112,6 +114,16 @@ def test_same_config_twice_is_identical_and_seeds_differ(tmp_path: Path) -> None
     assert not torch.equal(a["net.0.weight"], seed7["net.0.weight"])
 
 
+class RunsACommand:
+    """What a malicious checkpoint holds: unpickling it runs a shell command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (self.command,)
+
+
 def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
     train_here(compose_config(tmp_path / "run", [*SMALL, "trainer.max_epochs=1"]))
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -127,6 +139,14 @@ def test_a_checkpoint_with_pickled_code_is_refused(tmp_path: Path) -> None:
         train_here(compose_config(tmp_path / "resume", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}"]))
     assert "(print)" in str(caught.value)
     assert not (tmp_path / "resume" / "checkpoints").exists()
+    # An object whose unpickling calls os.system: torch blocks the module outright, and the line is the same.
+    command = tmp_path / "command.ckpt"
+    torch.save({**checkpoint, "callback": RunsACommand(f"touch {tmp_path / 'ran'}")}, command)
+    with pytest.raises(
+        ConfigError, match=r"refused: it holds a pickled Python object \((posix|nt)\.system\) .* trust_checkpoint=true$"
+    ):
+        train_here(compose_config(tmp_path / "resume_again", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={command}"]))
+    assert not (tmp_path / "ran").exists()
     # The opt-in the message names loads a file the user trusts.
     trusted = train_here(
         compose_config(tmp_path / "trusted", [*SMALL, "trainer.max_epochs=2", f"ckpt_path={evil}", "trust_checkpoint=true"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import struct
@@ -151,8 +152,10 @@ def test_lht_checkpoint_evaluates_from_its_own_config_and_resumes(lht_sweep: Pat
 
 
 @pytest.mark.xdist_group("lht")
-def test_compiled_weights_evaluate_under_the_modules_own_names(lht_sweep: Path, user_package: None, tmp_path: Path) -> None:
-    """torch.compile saves the net's weights as ``net._orig_mod.*``; an uncompiled model (eval) still loads them."""
+def test_compiled_weights_evaluate_and_resume_under_the_modules_own_names(
+    lht_sweep: Path, user_package: None, tmp_path: Path
+) -> None:
+    """torch.compile saves the net's weights as ``net._orig_mod.*``; an uncompiled model (eval, resume) still loads them."""
     job = job_dirs(lht_sweep / "sweep")[0]
     checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=False)
     checkpoint["state_dict"] = {
@@ -166,6 +169,11 @@ def test_compiled_weights_evaluate_under_the_modules_own_names(lht_sweep: Path, 
     scored = execute(evaluate, cfg, checks=check_evaluation_config)
     trained = read_result(job)
     assert trained is not None and scored.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], rel=1e-6)
+    # Resumed with model.compile=false (the default): Lightning's strict load takes the compiled names too.
+    resume = ["data=lht_digits", "model=lht_digits", "optimizer=adam", "scheduler=cosine", "trainer.max_epochs=3"]
+    resumed = execute(train, compose_user(tmp_path / "resumed", [*resume, f"ckpt_path={compiled}"]), checks=check_config)
+    assert resumed.status == "ok" and resumed.epochs == 3
+    assert {record["epoch"] for record in read_history(tmp_path / "resumed").stage_records("train")} == {2}
 
 
 def test_a_sweep_over_an_optimizer_nested_in_the_model_config_is_refused_before_any_job(tmp_path: Path) -> None:
@@ -273,6 +281,37 @@ def test_training_without_validation_works_and_a_validation_metric_is_one_line(t
     )
     assert result.status == "ok" and result.metrics["test_acc"] > 0.3
     assert not read_history(tmp_path / "train").stage_records("validate")
+
+
+def test_without_a_test_step_or_test_dataloader_a_run_trains_untested_and_eval_says_why(
+    tmp_path: Path, user_package: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lightning's ``trainer.fit`` needs no test: the run is a result, its closing block says why there was no test;
+    ``eval.py``, whose job is the test, refuses in one line."""
+    caplog.set_level(logging.INFO, logger="optlab")
+    common = ["optimized_metric=val_loss", "trainer.max_epochs=1"]
+    no_loader = execute(
+        train,
+        compose_user(tmp_path / "no_loader", ["data=docs_digits_fit_only", "model=docs_digits", *common]),
+        checks=check_config,
+    )
+    assert no_loader.status == "ok" and not any(name.startswith("test") for name in no_loader.metrics)
+    assert not read_history(tmp_path / "no_loader").stage_records("test")
+    assert "test      none: DigitsFitOnly has no test_dataloader" in caplog.text
+    no_step = execute(
+        train, compose_user(tmp_path / "no_step", ["data=docs_digits", "model=docs_fit_only", *common]), checks=check_config
+    )
+    assert no_step.status == "ok" and "val_loss" in no_step.metrics
+    assert "test      none: FitOnlyClassifier has no test_step" in caplog.text
+    checkpoint = f"ckpt_path={tmp_path}/no_step/checkpoints/last.ckpt"
+    cfg = compose_user(tmp_path / "eval", [checkpoint, "data=docs_digits", "model=docs_fit_only"], config="eval")
+    with pytest.raises(UserError) as caught:
+        execute(evaluate, cfg, checks=check_evaluation_config)
+    assert str(caught.value) == (
+        "eval.py cannot test: FitOnlyClassifier has no test_step "
+        "(Lightning's Trainer.test needs a test_step and a test_dataloader)"
+    )
+    assert read_result(tmp_path / "eval").status == "failed"
 
 
 # --- a regression with BatchNorm and Dropout; manual optimization ------------------------------
@@ -445,6 +484,21 @@ def test_lht_compile_true_trains_evaluates_and_resumes(tmp_path: Path) -> None:
         [*args, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=resumed"], cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # Resumed with the other setting: compiled weights into the plain net, then plain weights into a compiled net.
+    plain = [arg for arg in args if arg != "model.compile=true"]
+    uncompiled = user_command(
+        [*plain, "trainer.max_epochs=2", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "hydra.run.dir=uncompiled"],
+        cwd=tmp_path,
+    )
+    assert uncompiled.returncode == 0, uncompiled.stderr[-3000:]
+    state = torch.load(tmp_path / "uncompiled" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert not any("_orig_mod." in name for name in state)
+    recompiled = user_command(
+        [*args, "trainer.max_epochs=3", f"ckpt_path={tmp_path}/uncompiled/checkpoints/last.ckpt", "hydra.run.dir=recompiled"],
+        cwd=tmp_path,
+    )
+    assert recompiled.returncode == 0, recompiled.stderr[-3000:]
+    assert {record["epoch"] for record in read_history(tmp_path / "recompiled").stage_records("train")} == {2}
 
 
 # --- the two wings: the machinery runs without the notebook's experiment --------------------

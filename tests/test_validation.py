@@ -29,6 +29,11 @@ CASES = [
     (["data.train_fraction=1.5"], "data.train_fraction=1.5", "strictly between 0 and 1"),
     (["trainer.accelerator=tpu2"], "trainer.accelerator='tpu2'", "invalid accelerator name"),
     (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path='/nonexistent/last.ckpt'", "existing checkpoint file"),
+    (
+        ["data.batch_size=${paths.nope}"],
+        "data.batch_size='${paths.nope}'",
+        "cannot be resolved: Interpolation key 'paths.nope' not found",
+    ),
     (["+optimizer.lrr=1"], "optimizer.lrr=1", "torch.optim.Adam accepts: lr, betas"),
     (["+data.foo=1"], "data.foo=1", "experiment.blobs.BlobDataModule accepts: n_samples"),
     (["model.hidden_sizes=[8]", "+model.width=3"], "model.width=3", "experiment.model.BinaryClassifier accepts: hidden_sizes"),

@@ -120,7 +120,8 @@ def load_checkpoint(path: Any, allowed: Callable[[], Collection[Any]] = tuple, t
                 raise
             checkpoint = _load(file, allowed(), trusted)
     except pickle.UnpicklingError as error:
-        if found := re.search(r"Unsupported global: GLOBAL (\S+)", str(error)):
+        # "Unsupported global: GLOBAL x.Y" (a class not allowed), "unsupported GLOBAL posix.system whose module is blocked"
+        if found := re.search(r"unsupported global(?:: GLOBAL)? (\S+)", str(error), re.IGNORECASE):
             raise ConfigError(
                 "ckpt_path",
                 path,
@@ -153,6 +154,21 @@ def state_dict_for(model: torch.nn.Module, saved: Mapping[str, Any]) -> dict[str
     """The checkpoint's tensors under the model's own names, whether or not either was compiled."""
     names = {uncompiled(name): name for name in model.state_dict()}
     return {names.get(uncompiled(name), name): value for name, value in saved.items()}
+
+
+def load_under_own_names(model: torch.nn.Module) -> None:
+    """Lets Lightning's resume (``model.load_state_dict``) take weights saved with or without ``torch.compile``.
+
+    The module compiles its network in ``setup`` (lightning-hydra-template's ``compile``), after
+    which its names have ``_orig_mod``; a run resumed with the other setting still loads.
+    """
+
+    def own_names(module: torch.nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+        renamed = state_dict_for(module, state_dict)
+        state_dict.clear()
+        state_dict.update(renamed)
+
+    model.register_load_state_dict_pre_hook(own_names)
 
 
 def trained_with(path: Any) -> DictConfig | None:

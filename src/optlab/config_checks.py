@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf, ValidationError
+from omegaconf.errors import InterpolationResolutionError
 
 from optlab.building import build, check_argument_types, target_class, unknown_argument
 from optlab.errors import ConfigError, UserError, is_number
@@ -154,8 +155,32 @@ def check_trainer(trainer: DictConfig) -> None:
     check_strategy_in_sweep(trainer)
 
 
+def check_interpolations(cfg: DictConfig) -> None:
+    """Every ``${...}`` in the config resolves: one naming a key the config lacks (lightning-hydra-template's
+    ``${paths.root_dir}``, a typo) is one line naming where it is written, not OmegaConf's traceback."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as error:
+        key = str(error.full_key or "")
+        raise ConfigError(key, written_value(cfg, key), f"it cannot be resolved: {str(error).splitlines()[0]}") from None
+
+
+def written_value(cfg: DictConfig, key: str) -> Any:
+    """The value at ``key`` as the config writes it (``${paths.data_dir}``), interpolations unresolved."""
+    node: Any = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.replace("[", ".").replace("]", "").split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
 def check_config(cfg: DictConfig) -> None:
     """What ``train.py`` can check before the data is made or the model built."""
+    check_interpolations(cfg)
     check_run_settings(cfg)
     if cfg.get("optimizer") is not None:
         check_optimizer(cfg.optimizer)
@@ -176,6 +201,7 @@ def check_evaluation_config(cfg: DictConfig) -> None:
     """What ``eval.py`` needs: a checkpoint that loads (the objects its run may have saved are those its own config names)."""
     from optlab.checkpoints import configured_classes, load_checkpoint, trained_with
 
+    check_interpolations(cfg)
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.ckpt_path is None:
         raise ConfigError(
             "ckpt_path",

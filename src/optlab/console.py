@@ -286,13 +286,19 @@ def when(record: Mapping[str, Any]) -> str:
 
 
 def outcome_rows(
-    test: Mapping[str, float], run_dir: Path, cfg: Any, best_file: str | None, each_replica: Sequence[Mapping[str, float]] = ()
+    test: Mapping[str, float] | str,
+    run_dir: Path,
+    cfg: Any,
+    best_file: str | None,
+    each_replica: Sequence[Mapping[str, float]] = (),
 ) -> list[tuple[str, str | None]]:
-    """The closing block's numbers, each row one fact: the test, the last validation, the best one and where it is kept."""
+    """The closing block's numbers, each row one fact: the test (or why there was none), the last validation, the best one
+    and where it is kept."""
     history = read_history(run_dir)
     metric, direction = cfg.optimized_metric, cfg.optimized_direction
     validations = history.stage_records("validate")
-    rows: list[tuple[str, str | None]] = [("test", metric_list({n: v for n, v in test.items() if not is_replica_metric(n)}))]
+    tested = test if isinstance(test, str) else metric_list({n: v for n, v in test.items() if not is_replica_metric(n)})
+    rows: list[tuple[str, str | None]] = [("test", tested)]
     if validations:
         rows.append(("last val", f"{when(validations[-1])}: {metric_list(metrics_of(validations[-1]))}"))
     stage = history.stage_of(metric)

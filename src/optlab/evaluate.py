@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optlab.building import build, build_group, build_trainer
 from optlab.checkpoints import check_state_fits, configured_classes, load_checkpoint, state_dict_for, trained_with
 from optlab.console import closing_block, metric_list, quiet_lightning
+from optlab.errors import UserError
 from optlab.history import test_counterpart
 from optlab.hydra_context import command_line_overrides
 from optlab.model_building import build_model
@@ -60,6 +61,8 @@ def evaluate(cfg: DictConfig) -> RunResult:
     run = run_config(cfg)
     datamodule: L.LightningDataModule = build(run.data, "data")
     built = build_model(run, datamodule)
+    if untested := built.missing_loop("test", datamodule):
+        raise UserError(f"eval.py cannot test: {untested} (Lightning's Trainer.test needs a test_step and a test_dataloader)")
     load_weights(cfg, run, built.model)
     trainer: L.Trainer = build_trainer(cfg.trainer, logger=build_group(cfg.get("logger"), "logger"))
     tested = trainer.test(built.model, datamodule=datamodule, verbose=False)

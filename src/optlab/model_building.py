@@ -27,6 +27,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from optlab.building import build, check_argument_types, target_class
@@ -120,6 +121,20 @@ class BuiltModel:
     @property
     def replicas(self) -> int:
         return len(self.models)
+
+    def missing_loop(self, stage: str, datamodule: L.LightningDataModule) -> str | None:
+        """Why Lightning has no ``stage`` loop ("validation", "test") to run for this model, or None.
+
+        A loop needs the model's ``<stage>_step`` and the data's loader: ``trainer.fit`` skips a
+        validation without them, ``trainer.test`` refuses to run. Asked of the user's own model,
+        not of the replicas' wrapper, which has every step.
+        """
+        loader = "val_dataloader" if stage == "validation" else f"{stage}_dataloader"
+        if not is_overridden(f"{stage}_step", self.models[0]):
+            return f"{type(self.models[0]).__name__} has no {stage}_step"
+        if not is_overridden(loader, datamodule):
+            return f"{type(datamodule).__name__} has no {loader}"
+        return None
 
 
 def factories(cfg: DictConfig, ignored: dict[str, str]) -> dict[str, Any]:

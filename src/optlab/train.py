@@ -71,10 +71,11 @@ def train(cfg: DictConfig) -> RunResult:
 
     fit_seconds = fit(trainer, built.model, datamodule, cfg, run_dir)
     profiled = profile_row(trainer.profiler, fit_seconds, run_dir)  # before the test adds its own timings
-    if not records.history.logged("validate") and validates(built.model, datamodule):
+    if not records.history.logged("validate") and not built.missing_loop("validation", datamodule):
         trainer.validate(built.model, datamodule=datamodule, verbose=False)  # resumed with nothing left to train
     metrics = logged_metrics(trainer)
-    tested = trainer.test(built.model, datamodule=datamodule, verbose=False)
+    untested = built.missing_loop("test", datamodule)  # training without a test works, as in Lightning
+    tested = trainer.test(built.model, datamodule=datamodule, verbose=False) if not untested else []
     result = RunResult(
         status="ok",
         metrics=metrics | logged_metrics(trainer),
@@ -90,9 +91,8 @@ def train(cfg: DictConfig) -> RunResult:
     )
     require_logged(cfg.optimized_metric, result.metrics, datamodule)
     if trainer.is_global_zero:
-        rows = outcome_rows(
-            tested[0] if tested else {}, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica
-        )
+        test = f"none: {untested}" if untested else tested[0] if tested else {}
+        rows = outcome_rows(test, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica)
         log.info("%s", closing_block([*rows, profiled], run_dir, cfg.get("logger")))
     return result
 
@@ -102,9 +102,10 @@ def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDat
     resume = resume_from(cfg, run_dir)
     allowed: AbstractContextManager[None] = nullcontext()
     if resume:  # weights_only: a checkpoint is tensors, plain data and the factories its config names, no other code
-        from optlab.checkpoints import configured_classes, trusted_globals
+        from optlab.checkpoints import configured_classes, load_under_own_names, trusted_globals
 
         allowed = trusted_globals(configured_classes(cfg))
+        load_under_own_names(model)
     started = time.perf_counter()
     try:
         with allowed:
@@ -176,11 +177,6 @@ def unchanged(series: list[float]) -> bool:
 
 def barely_moved(series: list[float]) -> bool:
     return math.isclose(series[-1], series[0], rel_tol=0.01, abs_tol=1e-12)
-
-
-def validates(model: L.LightningModule, datamodule: L.LightningDataModule) -> bool:
-    """Whether Lightning has a validation loop to run: a ``validation_step`` and a ``val_dataloader``."""
-    return is_overridden("validation_step", model) and is_overridden("val_dataloader", datamodule)
 
 
 def logged_metrics(trainer: L.Trainer) -> dict[str, float]:
