@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf, ValidationError
-from omegaconf.errors import InterpolationResolutionError
+from omegaconf.errors import InterpolationKeyError, InterpolationResolutionError
 
 from optlab.building import build, check_argument_types, target_class, unknown_argument
 from optlab.errors import ConfigError, UserError, is_number
@@ -158,11 +158,16 @@ def check_trainer(trainer: DictConfig) -> None:
 def check_interpolations(cfg: DictConfig) -> None:
     """Every ``${...}`` in the config resolves: one naming a key the config lacks (lightning-hydra-template's
     ``${paths.root_dir}``, a typo) is one line naming where it is written, not OmegaConf's traceback."""
-    try:
-        OmegaConf.to_container(cfg, resolve=True)
-    except InterpolationResolutionError as error:
-        key = str(error.full_key or "")
-        raise ConfigError(key, written_value(cfg, key), f"it cannot be resolved: {str(error).splitlines()[0]}") from None
+    for key, node in cfg.items_ex(resolve=False):
+        if key == "hydra" or OmegaConf.is_missing(cfg, key):  # Hydra's node resolves inside the job; ??? is checked where used
+            continue
+        try:  # resolving is the check
+            OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else OmegaConf.select(cfg, str(key))
+        except InterpolationKeyError as error:
+            where = str(error.full_key or key)
+            raise ConfigError(where, written_value(cfg, where), f"it cannot be resolved: {str(error).splitlines()[0]}") from None
+        except InterpolationResolutionError:  # a resolver that needs the running job (${hydra:...}): checked where used
+            continue
 
 
 def written_value(cfg: DictConfig, key: str) -> Any:
