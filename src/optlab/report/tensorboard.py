@@ -1,12 +1,13 @@
 """What TensorBoard opens on for a sweep: its ranking metric first, and the settings that tell the jobs apart.
 
 TensorBoard's HParams table ticks the first five metrics and the first five hyper-parameters
-it is given. Built from the runs alone it sorts metrics by name (``epoch``, ``test/acc``, ...,
-with ``val/loss`` unticked) and puts settings that vary before constant ones, by name. A
-sweep therefore writes one HParams *experiment* into its own directory when it ends: the
-metrics as the report orders them (``optimized_metric``, validation, test, training), and
-every setting any job had, with the five that tell the jobs apart (the optimizer, its learning
-rate, the seed, then what else varies) ticked and the constants not.
+it is given, those marked ``differs`` first. Built from the runs alone it sorts metrics by
+name (``epoch``, ``test/acc``, ..., with ``val/loss`` unticked) and fills the five with
+constants when fewer settings vary. A sweep therefore writes one HParams *experiment* into its
+own directory when it ends: the metrics as the report orders them (``optimized_metric``,
+validation, test, training), and the settings that tell the jobs apart, the first five of them
+(the optimizer, its learning rate, the seed, then what else varies) ticked. Constants are left
+out: they are in each job's ``hparams.yaml`` and ``.hydra/config.yaml``.
 
 With it goes a Custom Scalars layout (TensorBoard's "Custom scalars" tab): the ranking metric,
 then validation, test and training, one chart per metric with every job's curve in it.
@@ -36,15 +37,22 @@ SUFFIX = ".optlab"  # the sweep's own event files, told apart from the jobs' by 
 # Settings that tell runs apart in any comparison of optimizers, first among the varying ones.
 FIRST_COLUMNS = ("optimizer", "optimizer/lr", "seed", "replica")
 SHOWN = 5  # the hyper-parameters TensorBoard's table ticks
+UNGROUPED = ("seed", "optimizer", "replica")  # the run's settings that have no "<group>/" prefix
 
 
 def job_hparams(job: Job) -> dict[str, Any]:
-    """The settings a job's TensorBoard logger recorded (``hparams.yaml``), or nothing without one."""
+    """The settings a job's HParams session holds, read from its ``hparams.yaml`` (nothing without one).
+
+    Lightning adds the model's and data module's own ``save_hyperparameters`` to that file, unprefixed
+    (``batch_size``, ``hidden_sizes``); the session has only the run's settings (``data/batch_size``).
+    """
     path = job.path / "hparams.yaml"
     if not path.is_file():
         return {}
     loaded = yaml.safe_load(path.read_text())
-    return loaded if isinstance(loaded, dict) else {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {name: value for name, value in loaded.items() if "/" in str(name) or name in UNGROUPED}
 
 
 def hparam_type(values: Sequence[Any]) -> int:
@@ -56,11 +64,12 @@ def hparam_type(values: Sequence[Any]) -> int:
 
 
 def hparam_infos(sessions: Sequence[Mapping[str, Any]]) -> list[api_pb2.HParamInfo]:
-    """Every setting of any session; the first ``SHOWN`` of those that vary (``FIRST_COLUMNS`` leading) marked ``differs``.
+    """The settings that vary between sessions; the first ``SHOWN`` of them (``FIRST_COLUMNS`` leading) marked ``differs``.
 
     TensorBoard lists the ``differs`` ones first, by name, and ticks the first five: marking
     only the chosen few is what keeps the seed among them when an optimizer's own arguments
     (momentum, alpha, ...) vary too. The others are one tick away in the table's settings.
+    With nothing varying (a one-job sweep), the ``FIRST_COLUMNS`` it has.
     """
     values: dict[str, list[Any]] = {}
     for session in sessions:
@@ -71,8 +80,9 @@ def hparam_infos(sessions: Sequence[Mapping[str, Any]]) -> list[api_pb2.HParamIn
     ]
     ranked = sorted(varying, key=lambda name: (FIRST_COLUMNS.index(name) if name in FIRST_COLUMNS else len(FIRST_COLUMNS), name))
     shown = set(ranked[:SHOWN])
+    listed = varying or [name for name in FIRST_COLUMNS if name in values]
     infos = []
-    for name in sorted(values):
+    for name in sorted(listed):
         kind = hparam_type(values[name])
         info = api_pb2.HParamInfo(name=name, type=kind, differs=name in shown)
         if kind == api_pb2.DATA_TYPE_STRING:
