@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -120,7 +121,13 @@ def test_ctrl_c_stops_a_sweep_which_still_writes_its_report(tmp_path: Path) -> N
     assert last_line(output) == "sweep sweep: 3 jobs, 1 ok, 1 interrupted, 1 never started"
     rows = summary(sweep_dir)
     assert [row["status"] for row in rows] == ["ok", "interrupted", "never started"]
-    assert rows[1]["error"].startswith("stopped by SIGINT at epoch ") and "resume with ckpt_path=" in rows[1]["error"]
+    assert rows[1]["error"].startswith("stopped by SIGINT at epoch ")
+    # The job's own overrides, so the resumed run trains what the job did (30 epochs, not the default 10).
+    last_ckpt = job_dir(sweep_dir, 1) / "checkpoints" / "last.ckpt"
+    assert rows[1]["error"].endswith(
+        "; resume with: python train.py trainer.max_epochs=30 data.n_samples=1000 callbacks.progress_bar.refresh_rate=0 "
+        f"ckpt_path={last_ckpt}"
+    )
     last = torch.load(job_dir(sweep_dir, 1) / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] >= 1  # saved where it stopped, to resume from
 
@@ -157,17 +164,18 @@ def test_a_dropped_terminal_and_ctrl_c_save_last_ckpt_and_record_an_interruption
     output = result.stdout + result.stderr
     assert result.returncode == 128 + signal.Signals[signum] and "Traceback" not in output, output[-3000:]
     last = run_dir / "checkpoints" / "last.ckpt"
-    expected = f"stopped by {signum} at epoch 1, step 71; resume with ckpt_path={last}"  # after the batch it arrived in
-    assert last_line(output) == expected
+    expected = f"stopped by {signum} at epoch 1, step 71; resume with: python train.py "  # after the batch it arrived in
+    assert last_line(output).startswith(expected) and last_line(output).endswith(f" ckpt_path={last}")
     assert json.loads((run_dir / "result.json").read_text())["status"] == "interrupted"
-    assert json.loads((run_dir / "result.json").read_text())["error"] == expected
+    assert json.loads((run_dir / "result.json").read_text())["error"] == last_line(output)
     assert torch.load(last, weights_only=True)["global_step"] == 71
-    if signum == "SIGINT":  # the command it printed resumes it, with no warning about the resumed run's new directory
-        resumed_dir = tmp_path / "resumed"
-        resumed = run_train(
-            [f"ckpt_path={last}", f"hydra.run.dir={resumed_dir}", *args[1:4]], cwd=tmp_path, env={"PYTHONWARNINGS": "default"}
-        )
+    if signum == "SIGINT":  # the command it printed, run as printed, finishes the run, with no warning about its new directory
+        command = shlex.split(last_line(output).split("; resume with: ", 1)[1])
+        assert command[:2] == ["python", "train.py"] and "data.n_samples=1000" in command and "trainer.max_epochs=2" in command
+        resumed = run_train(command[2:], cwd=tmp_path, env={"PYTHONWARNINGS": "default", "PYTHONPATH": str(ROOT / "tests")})
         assert resumed.returncode == 0 and "warning" not in (resumed.stdout + resumed.stderr).lower()
+        (resumed_dir,) = (tmp_path / "logs" / "runs").iterdir()
+        assert json.loads((resumed_dir / "result.json").read_text())["steps"] == 100  # both epochs of 50 steps, as asked
         assert "The dirpath has changed" in (resumed_dir / "train.log").read_text()  # kept for whoever reads the log
 
 

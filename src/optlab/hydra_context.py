@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -28,6 +30,22 @@ def command_line_overrides() -> list[tuple[str, str]]:
 
     parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
     return [(override.key_or_group, override.input_line.partition("=")[2]) for override in parsed]
+
+
+def resume_command(checkpoint: Path) -> str:
+    """``python train.py <this job's overrides> ckpt_path=<checkpoint>``: the command that carries on this run.
+
+    The job's own overrides (a sweep job's included), so the resumed run trains what this one did;
+    Hydra's (``hydra.run.dir``, the launcher) are left out: the resumed run gets a directory of its own.
+    """
+    script, overrides = "train.py", []
+    if HydraConfig.initialized():
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        script = f"{HydraConfig.get().job.name}.py"
+        parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+        overrides = [override.input_line for override in parsed if override.key_or_group != "ckpt_path"]
+    return shlex.join(["python", script, *overrides, f"ckpt_path={checkpoint}"])
 
 
 def override_group(key: str) -> str:

@@ -29,7 +29,7 @@ from optlab.console import (
 )
 from optlab.errors import ConfigError, Interrupted, NumericalError, UserError
 from optlab.history import History, read_history
-from optlab.hydra_context import hydra_choices
+from optlab.hydra_context import hydra_choices, resume_command
 from optlab.model_building import build_model, refuse_ignored_overrides
 from optlab.replicas.records import is_replica_metric
 from optlab.results import RunResult
@@ -128,7 +128,7 @@ def fit(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDat
 def stopped(trainer: L.Trainer, run_dir: Path, signum: int) -> Interrupted:
     """Where a signal stopped training, and the command that resumes it (from ``last.ckpt``, when one is there)."""
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = f"; resume with ckpt_path={last}" if last.is_file() else ""
+    resume = f"; resume with: {resume_command(last)}" if last.is_file() else ""
     return Interrupted(signum, f" at epoch {trainer.current_epoch}, step {trainer.global_step}{resume}")
 
 
