@@ -114,7 +114,7 @@ def test_the_console_shows_header_bar_epoch_table_and_closing_block_once(
     assert lines[8].startswith("test      loss ") and lines[8].endswith(f", acc {test_acc:.6g}")
     assert lines[9].startswith("last val  epoch 2: loss ")
     best_epoch = min(range(2), key=lambda epoch: scalars["val/loss"][epoch][1]) + 1
-    assert lines[10].startswith(f"best val  epoch {best_epoch} (checkpoints/best.ckpt), by val/loss: loss ")
+    assert lines[10].startswith(f"best val  epoch {best_epoch} (best.ckpt), by val/loss: loss ")
     assert lines[-2:] == [f"run       {run}", f"look      tensorboard --logdir {run}"]
 
     # Nothing twice, no advertisements, no warnings nobody can act on, no Lightning chatter.
@@ -253,10 +253,20 @@ def run_in_terminal(args: list[str], cwd: Path, columns: int) -> str:
 
 
 def test_on_an_80_column_terminal_the_bar_keeps_its_width_and_rows_fit(tmp_path: Path) -> None:
-    screen = run_in_terminal(["trainer.max_epochs=2", "data.n_samples=1000"], tmp_path, columns=80)
+    # SGD: its best epoch is not its last, so the closing block has its longest rows; the profiler adds its own.
+    args = ["optimizer=sgd", "debug=profiler", "trainer.max_epochs=2", "data.n_samples=1000"]
+    screen = run_in_terminal(args, tmp_path, columns=80)
     redraws = [part for line in screen.replace("\r\n", "\n").split("\n") for part in line.split("\r") if part.strip()]
     bars = [part for part in redraws if part.startswith("Epoch 2/2:") and "|" in part]
     assert bars and max(part.count("█") for part in bars) >= 10  # a bar, not one character of it
     assert all(len(part) <= 80 for part in bars) and "val/loss=" not in bars[-1]  # validation is in the rows
     paths = ("outputs ", "run ", "look ")  # a run directory is as long as its name
     assert all(len(part) <= 80 for part in redraws if not part.startswith(paths)), [p for p in redraws if len(p) > 80]
+    # The profiler's summary on screen: the hooks that took most of the fit, and its table beside the run.
+    (profile,) = [part for part in redraws if part.startswith("profile ")]
+    assert profile.endswith(" % of the fit") and "optimizer_step " in profile
+    assert [part for part in redraws if part.startswith("hooks ")] == [
+        "hooks     fit-profile.txt: every hook's time (hooks nest: shares overlap)"
+    ]
+    (run_dir,) = (tmp_path / "logs" / "runs").iterdir()
+    assert "optimizer_step" in (run_dir / "fit-profile.txt").read_text()

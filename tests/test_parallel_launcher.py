@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import pickle
 import signal
@@ -10,6 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,6 +21,7 @@ from hydra.core.utils import JobReturn, JobStatus
 
 from hydra_plugins.optlab_launcher._results import JobTraceback, portable
 from hydra_plugins.optlab_launcher.parallel_launcher import concurrent_jobs, target_modules
+from optlab.console import TqdmHandler
 from optlab.threads import available_cores
 
 from conftest import CONFIG_DIR, ROOT, compose_config, job_dirs, read_scalars, run_train, train_here
@@ -312,3 +316,27 @@ def test_replicas_under_a_parallel_launcher_give_the_sequential_numbers(
     losses = replica_losses(launcher, tmp_path)
     assert len(losses) == 4 and all(len(curve) == 1 for curve in losses)
     assert losses == sequential_replica_losses
+
+
+class RecordedWrites(io.RawIOBase):
+    """A file that keeps each write it receives: what reaches the terminal in one system call."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def test_a_multi_line_console_record_reaches_the_shared_terminal_in_one_write() -> None:
+    """Jobs of a parallel sweep write to one terminal; a record cut in two lets another job's line into it."""
+    raw = RecordedWrites()
+    stream = io.TextIOWrapper(io.BufferedWriter(raw), line_buffering=True)  # as sys.stderr is, and stdout on a terminal
+    handler = TqdmHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.emit(logging.LogRecord("optlab", logging.INFO, __file__, 1, "data  blobs\nmodel mlp", None, None))
+    assert raw.writes == [b"data  blobs\nmodel mlp\n"]

@@ -216,7 +216,7 @@ def test_a_sweep_counts_replicas_and_seed_jobs_alike_with_their_uncertainty(tmp_
         assert (float(row["ci95_low"]), float(row["ci95_high"])) == pytest.approx((low, high), rel=1e-6)
     # Each run's closing lines give its replicas' spread: the two seeds of the first job, adam with seeds 0 and 1.
     adam = finals["adam"][:2]
-    assert f"2 seeds: val/loss {statistics.mean(adam):.6g} ± {statistics.stdev(adam):.2g} (sd)" in result.stdout
+    assert f"2 seeds, val/loss {statistics.mean(adam):.4g} ± {statistics.stdev(adam):.2g} sd, 95 % CI [" in result.stdout
     p_value = stats.ttest_ind(finals["adam"], finals["sgd"], equal_var=False).pvalue
     assert [float(row["p_vs_best"]) for row in rows if row["p_vs_best"]] == pytest.approx([p_value], rel=1e-6)
 

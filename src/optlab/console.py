@@ -42,7 +42,9 @@ class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
         try:
             from tqdm import tqdm
 
-            tqdm.write(self.format(record), file=self.stream)
+            # One write, newline included: jobs of a parallel sweep share the terminal, and a line-buffered stream
+            # would flush a record and its newline separately, letting another job's line in between.
+            tqdm.write(self.format(record) + "\n", file=self.stream, end="")
         except Exception:  # noqa: BLE001  (logging must never raise)
             self.handleError(record)
 
@@ -210,9 +212,10 @@ def run_header(
         data += "; the model gets " + ", ".join(f"{name}={value}" for name, value in built.from_data.items())
     model = built.models[0]  # with replicas=K: one replica's layers and parameters, K times
     widths = "-".join(map(str, layer_widths(model)))
-    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{parameters(model):,} parameters"
+    count = parameters(built.model) // built.replicas  # a replica's weights are views into the stacked parameters
+    network = f"{choices.get('model', type(model).__name__)}: {widths + ', ' if widths else ''}{count:,} parameters"
     if built.replicas > 1:
-        network += f", x{built.replicas} replicas trained together (seeds {built.seeds[0]}..{built.seeds[-1]})"
+        network += f"; {built.replicas} replicas, seeds {built.seeds[0]}..{built.seeds[-1]}"
     rows = [("data", data), ("model", network)]
     for group in ("optimizer", "scheduler"):
         if text := factory_row(cfg, group, choices.get(group), built.ignored, type(model)):
@@ -247,8 +250,8 @@ def closing_block(rows: Sequence[tuple[str, str | None]], output_dir: Path, logg
     return header(shown)
 
 
-def profile_row(profiler: Any, fit_seconds: float, run_dir: Path) -> tuple[str, str | None]:
-    """A profiler's summary on the console: where its report went and the hooks that took the most of training.
+def profile_rows(profiler: Any, fit_seconds: float, run_dir: Path) -> list[tuple[str, str | None]]:
+    """A profiler's summary on the console: the hooks that took the most of training, and where its report went.
 
     Lightning's ``SimpleProfiler`` times each hook (``recorded_durations``); its full table goes
     to ``fit-<filename>.txt`` in its ``dirpath``, or to ``train.log`` without one. The loops'
@@ -256,14 +259,15 @@ def profile_row(profiler: Any, fit_seconds: float, run_dir: Path) -> tuple[str, 
     """
     durations = getattr(profiler, "recorded_durations", None)
     if not durations or fit_seconds <= 0:
-        return ("profile", None)
+        return []
     totals = {action.rsplit("]", 1)[-1]: sum(times) for action, times in durations.items() if not action.startswith("run_")}
     slowest = sorted(totals.items(), key=lambda item: item[1], reverse=True)[:3]
     dirpath, filename = getattr(profiler, "dirpath", None), getattr(profiler, "filename", None)
     report = Path(dirpath) / f"fit-{filename}.txt" if dirpath and filename else run_dir / "train.log"
     where = report.name if report.parent.resolve() == run_dir.resolve() else relative(report)
-    spent = ", ".join(f"{name} {100 * seconds / fit_seconds:.0f} %" for name, seconds in slowest)
-    return ("profile", f"{spent} of training (table: {where})")
+    # "[LightningModule]BinaryClassifier.optimizer_step" -> "optimizer_step": the hook, short enough for 80 columns
+    spent = ", ".join(f"{name.rsplit('.', 1)[-1]} {100 * seconds / fit_seconds:.0f} %" for name, seconds in slowest)
+    return [("profile", f"{spent} of the fit"), ("hooks", f"{where}: every hook's time (hooks nest: shares overlap)")]
 
 
 def metrics_of(record: Mapping[str, Any]) -> dict[str, float]:
@@ -304,7 +308,7 @@ def outcome_rows(
     stage = history.stage_of(metric)
     best = best_record(history.stage_records(stage) if stage else [], metric, direction)
     if best is not None:
-        kept = f" ({best_file})" if best_file else ""
+        kept = f" ({Path(best_file).name})" if best_file else ""  # the run row above says where the run is
         label = "best val" if stage == "validate" else "best"
         rows.append((label, f"{when(best)}{kept}, by {metric}: {metric_list(metrics_of(best))}"))
     rows.append(("replicas", replica_summary(metric, each_replica)))

@@ -22,7 +22,7 @@ from optlab.console import (
     closing_block,
     label_parallel_job,
     outcome_rows,
-    profile_row,
+    profile_rows,
     quiet_lightning,
     run_header,
     save_config_tree,
@@ -70,7 +70,7 @@ def train(cfg: DictConfig) -> RunResult:
         log.info("%s", run_header(cfg, hydra_choices(), datamodule, built, trainer, threads, run_dir))
 
     fit_seconds = fit(trainer, built.model, datamodule, cfg, run_dir)
-    profiled = profile_row(trainer.profiler, fit_seconds, run_dir)  # before the test adds its own timings
+    profiled = profile_rows(trainer.profiler, fit_seconds, run_dir)  # before the test adds its own timings
     if not records.history.logged("validate") and not built.missing_loop("validation", datamodule):
         trainer.validate(built.model, datamodule=datamodule, verbose=False)  # resumed with nothing left to train
     metrics = logged_metrics(trainer)
@@ -93,7 +93,7 @@ def train(cfg: DictConfig) -> RunResult:
     if trainer.is_global_zero:
         test = f"none: {untested}" if untested else tested[0] if tested else {}
         rows = outcome_rows(test, run_dir, cfg, best_checkpoint(trainer, cfg.optimized_metric, run_dir), each_replica)
-        log.info("%s", closing_block([*rows, profiled], run_dir, cfg.get("logger")))
+        log.info("%s", closing_block([*rows, *profiled], run_dir, cfg.get("logger")))
     return result
 
 

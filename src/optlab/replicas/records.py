@@ -59,8 +59,8 @@ def write_replica_records(output_dir: Path, seeds: Sequence[int]) -> None:
         (directory / REPLICA_FILE).write_text(json.dumps({"replica": k, "seed": seed}) + "\n")
 
 
-def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str = f"each in {REPLICA_PREFIX}NN/") -> str | None:
-    """``10 seeds: val/loss 0.0123 ± 0.0045 (sd), 95 % CI [0.0091, 0.0155]`` for the console."""
+def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str = "") -> str | None:
+    """``10 seeds, val/loss 0.0123 ± 0.0045 sd, 95 % CI [0.0091, 0.0155]`` for the console (within 80 columns)."""
     if len(each) < 2:
         return None
     from optlab.uncertainty import summarise  # scipy, for the runs that have replicas to summarise
@@ -71,6 +71,6 @@ def replica_summary(metric: str, each: Sequence[Mapping[str, float]], where: str
         return None
     diverged = f" ({len(logged) - summary.n} more not finite)" if len(logged) > summary.n else ""
     return (
-        f"{summary.n} seeds{diverged}: {metric} {summary.mean:.6g} ± {summary.std:.2g} (sd), "
-        f"95 % CI [{summary.low:.6g}, {summary.high:.6g}]; {where}"
+        f"{summary.n} seeds{diverged}, {metric} {summary.mean:.4g} ± {summary.std:.2g} sd, "
+        f"95 % CI [{summary.low:.4g}, {summary.high:.4g}]" + (f"; {where}" if where else "")
     )
