@@ -235,7 +235,7 @@ def test_memory_that_runs_out_is_one_line_and_recorded(tmp_path: Path) -> None:
 
 
 def test_a_report_survives_corrupted_files_and_names_them(tmp_path: Path) -> None:
-    for number, optimizer in enumerate(("adam", "sgd", "rmsprop")):
+    for number, optimizer in enumerate(("adam", "sgd", "rmsprop", "adamw", "adagrad")):
         job = tmp_path / f"{number}_optimizer-{optimizer}"
         (job / ".hydra").mkdir(parents=True)
         (job / ".hydra" / "overrides.yaml").write_text(f"- optimizer={optimizer}\n")
@@ -248,15 +248,24 @@ def test_a_report_survives_corrupted_files_and_names_them(tmp_path: Path) -> Non
     (tmp_path / "1_optimizer-sgd" / "result.json").write_bytes(b"\0" * 64)  # zeroed, as a crash mid-write can leave it
     with (tmp_path / "2_optimizer-rmsprop" / "metrics.jsonl").open("ab") as stream:
         stream.write(b"\xff\xfe not text\n")
+    (tmp_path / "3_optimizer-adamw" / ".hydra" / "overrides.yaml").write_text("- optimizer=adamw\n- [unclosed\n")
+    (tmp_path / "4_optimizer-adagrad" / "result.json").unlink()
+    (tmp_path / "4_optimizer-adagrad" / "result.json").mkdir()  # not a file: no record, but no sign of a kill either
     rebuilt = run_train([str(tmp_path)], cwd=tmp_path, script=ROOT / "src" / "optlab" / "report" / "__main__.py")
     assert rebuilt.returncode == 0 and "Traceback" not in rebuilt.stderr, rebuilt.stderr
     rows = {row["job"]: row for row in summary(tmp_path)}
     assert rows["0_optimizer-adam"]["status"] == "ok"
     assert (rows["1_optimizer-sgd"]["status"], rows["1_optimizer-sgd"]["error"]) == (
         "unreadable",
-        "result.json is not JSON (Expecting value)",
+        "result.json is not JSON (Expecting value, line 1 column 1)",
     )
     assert (rows["2_optimizer-rmsprop"]["status"], rows["2_optimizer-rmsprop"]["error"]) == (
         "unreadable",
         "metrics.jsonl line 4 is not UTF-8 text",
+    )
+    assert rows["3_optimizer-adamw"]["status"] == "unreadable"
+    assert rows["3_optimizer-adamw"]["error"].startswith(".hydra/overrides.yaml cannot be read (")
+    assert (rows["4_optimizer-adagrad"]["status"], rows["4_optimizer-adagrad"]["error"]) == (
+        "unreadable",
+        "result.json cannot be read (Is a directory)",
     )

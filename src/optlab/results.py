@@ -82,14 +82,16 @@ class UnreadableFile(Exception):
 def read_result(run_dir: Path) -> RunResult | None:
     """The run's outcome, None if it wrote none, or :class:`UnreadableFile` naming what is wrong with it."""
     path = run_dir / RESULT_FILE
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
         record = json.loads(path.read_bytes())
     except UnicodeDecodeError:
         raise UnreadableFile(f"{RESULT_FILE} is not UTF-8 text") from None
-    except ValueError as error:  # json.JSONDecodeError, an empty file included
-        raise UnreadableFile(f"{RESULT_FILE} is not JSON ({error.args[0].split(':')[0]})") from None
+    except json.JSONDecodeError as error:  # an empty or truncated file included
+        raise UnreadableFile(f"{RESULT_FILE} is not JSON ({error.msg}, line {error.lineno} column {error.colno})") from None
+    except OSError as error:  # a directory, a file it may not read
+        raise UnreadableFile(f"{RESULT_FILE} cannot be read ({error.strerror or error})") from None
     if not isinstance(record, dict) or not isinstance(record.get("status"), str):
         raise UnreadableFile(f"{RESULT_FILE} holds no status")
     fields = RunResult.__dataclass_fields__

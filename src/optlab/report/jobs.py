@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from optlab.history import History, read_history, shown_by_default
 from optlab.replicas.records import REPLICA_FILE, REPLICA_PREFIX
@@ -114,11 +114,27 @@ def parse_override(text: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
+def read_overrides(run_dir: Path) -> dict[str, str]:
+    """The job's overrides, from the ``.hydra/overrides.yaml`` Hydra wrote; :class:`UnreadableFile` if it is damaged."""
+    try:
+        items = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    except Exception as error:  # noqa: BLE001  (yaml's parser errors, a directory, bytes that are not text)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UnreadableFile(f".hydra/overrides.yaml cannot be read ({reason})") from None
+    if not isinstance(items, ListConfig):
+        raise UnreadableFile(".hydra/overrides.yaml holds no list of overrides")
+    return dict(parse_override(str(item)) for item in items)
+
+
 def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, str] | None = None) -> Job:
     """A job from what it wrote in ``job_dir``; a replica's overrides and config are its run's (``run_dir``)."""
     run_dir = run_dir or job_dir
+    damaged = None
     if overrides is None:
-        overrides = dict(parse_override(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+        try:
+            overrides = read_overrides(run_dir)
+        except UnreadableFile as error:
+            overrides, damaged = {}, str(error)
     prefix = run_dir.name.split("_", 1)[0]
     job = Job(
         path=job_dir,
@@ -128,6 +144,9 @@ def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, st
         history=read_history(job_dir),
         run_dir=run_dir,
     )
+    if damaged:
+        job.status, job.error = "unreadable", damaged
+        return job
     try:
         # A replica that wrote no record of its own ended with its run: a divergence, a signal, takes all of them.
         result = read_result(job_dir) or (read_result(run_dir) if run_dir != job_dir else None)
@@ -154,9 +173,12 @@ def read_job(job_dir: Path, run_dir: Path | None = None, overrides: dict[str, st
 def read_run(run_dir: Path) -> list[Job]:
     """A run as jobs: itself, or with ``replicas=K`` one job per replica, told apart by its seed."""
     replica_dirs = sorted(path.parent for path in run_dir.glob(f"{REPLICA_PREFIX}*/{REPLICA_FILE}"))
+    try:
+        overrides = read_overrides(run_dir)
+    except UnreadableFile:
+        replica_dirs = []  # one job, reported unreadable
     if not replica_dirs:
         return [read_job(run_dir)]
-    overrides = dict(parse_override(item) for item in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
     jobs = []
     for replica_dir in replica_dirs:
         seed = json.loads((replica_dir / REPLICA_FILE).read_text())["seed"]
