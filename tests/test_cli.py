@@ -111,7 +111,7 @@ def test_the_console_shows_header_bar_epoch_table_and_closing_block_once(
     # holds), the run directory, the exact TensorBoard command.
     scalars = read_scalars(run_dir)
     test_acc = scalars["test/acc"][-1][1]
-    assert lines[8].startswith("test      loss ") and lines[8].endswith(f", acc {test_acc:.6g}")
+    assert lines[8].startswith("test      epoch 2 weights: loss ") and lines[8].endswith(f", acc {test_acc:.6g}")
     assert lines[9].startswith("last val  epoch 2: loss ")
     best_epoch = min(range(2), key=lambda epoch: scalars["val/loss"][epoch][1]) + 1
     assert lines[10].startswith(f"best val  epoch {best_epoch} (best.ckpt), by val/loss: loss ")
