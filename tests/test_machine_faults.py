@@ -95,6 +95,37 @@ def test_a_parallel_sweeps_killed_job_is_reported_killed_and_the_others_ok(tmp_p
     assert summary(sweep_dir) == rows
 
 
+def test_sigterm_to_a_joblib_sweep_interrupts_its_jobs_and_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """Hydra's joblib launcher: loky's workers would train on after a SIGTERM that ended the sweep's process alone."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "trainer.max_epochs=30,30,1", "data.n_samples=1000", "callbacks.progress_bar.refresh_rate=0"]
+    run = start([*args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    workers = [
+        wait_for(lambda n=n: (job := job_dir(sweep_dir, n)) and training_pid(job), run, f"job {n} trained") for n in (0, 1)
+    ]
+    run.send_signal(signal.SIGTERM)
+    output = run.communicate(timeout=120)[0]  # a worker left training would hold the pipe open: TimeoutExpired
+    assert run.returncode == 128 + signal.SIGTERM and "Traceback" not in output, output[-3000:]
+    assert last_line(output) == "sweep sweep: 3 jobs, 0 ok, 2 interrupted, 1 never started"
+    rows = summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["interrupted", "interrupted", "never started"]
+    assert all(row["error"].startswith("stopped by SIGTERM at epoch ") and "resume with: " in row["error"] for row in rows[:2])
+    for number in (0, 1):  # each saved where it stopped, to resume from
+        assert torch.load(job_dir(sweep_dir, number) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] >= 1
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the workers' end, with a deadline
+    assert not any(alive(pid) for pid in workers), "a joblib worker outlived its sweep"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_a_sequential_sweep_killed_midway_lists_the_job_that_never_started(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     run = start_train([*SWEEP, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)

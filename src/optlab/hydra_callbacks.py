@@ -9,10 +9,13 @@ the sweep directory.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from optlab.errors import OutputDirInUse, is_int
-from optlab.run_dir import claim_run_dir
+from optlab.results import RESULT_FILE
+from optlab.run_dir import CLAIM_FILE, claim_run_dir, claim_state, read_claim
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +167,29 @@ def rebuild_report(sweep_dir: Path) -> list[Any]:
 LISTED_JOBS = 10  # jobs not ok that the console names; summary.md has them all
 
 
+def stop_joblib_sweep(sweep_dir: Path, signum: int) -> None:
+    """SIGTERM to a sweep on Hydra's joblib launcher, which would end this process alone and leave loky's workers training.
+
+    As the parallel launcher does: each running job gets the signal (it finishes its batch, saves
+    ``last.ckpt`` and records itself interrupted); once they have, the sweep exits as a stopped
+    sweep does (joblib ends its workers) and writes its report on the way out. A second SIGTERM
+    ends it at once.
+    """
+    signal.signal(signum, signal.SIG_DFL)
+    running = [path.parent for path in sweep_dir.glob(f"*/{CLAIM_FILE}") if claim_state(path.parent) == "running"]
+    running = [run_dir for run_dir in running if not (run_dir / RESULT_FILE).exists()]
+    for run_dir in running:
+        with contextlib.suppress(ProcessLookupError, TypeError, KeyError):
+            os.kill((read_claim(run_dir) or {})["pid"], signum)
+    deadline = time.monotonic() + JOB_STOP_SECONDS
+    while not all((run_dir / RESULT_FILE).exists() for run_dir in running) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for the jobs' records, with a deadline
+    raise SystemExit(128 + signum)
+
+
+JOB_STOP_SECONDS = 120  # for a running job to finish its batch and save last.ckpt
+
+
 class SweepReport(Callback):
     """The sweep's report, written once, when every job has ended: the one ``python -m optlab.report`` would write.
 
@@ -180,6 +207,8 @@ class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._pending = (Path(config.hydra.sweep.dir), config.get("logger"))
         atexit.register(self._report_on_exit)
+        if "joblib" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+            signal.signal(signal.SIGTERM, lambda signum, frame: stop_joblib_sweep(Path(config.hydra.sweep.dir), signum))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = self._report()
