@@ -530,32 +530,17 @@ def test_a_user_experiment_runs_with_the_notebooks_experiment_gone(tmp_path: Pat
         "runpy.run_path(script, run_name='__main__')"
     )
     env = {**os.environ, "PYTHONPATH": str(STYLES), "PYTHONWARNINGS": "ignore"}
+
+    def without_experiment(entry: str, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", script, str(ROOT / entry), *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
     args = [SEARCHPATH, "data=docs_digits", "model=docs_digits", "optimized_metric=val_loss", *QUICK]
-    swept = subprocess.run(
-        [sys.executable, "-c", script, str(ROOT / "train.py"), "-m", *args, "model.lr=0.001,0.01", "hydra.sweep.dir=sweep"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    swept = without_experiment("train.py", "-m", *args, "model.lr=0.001,0.01", "hydra.sweep.dir=sweep")
     assert swept.returncode == 0, swept.stderr[-3000:]
     assert [row["status"] for row in summary_rows(tmp_path / "sweep")] == ["ok", "ok"]
-    evaluated = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            script,
-            str(ROOT / "eval.py"),
-            f"ckpt_path={job_dirs(tmp_path / 'sweep')[0]}/checkpoints/last.ckpt",
-            "hydra.run.dir=eval",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    checkpoint = job_dirs(tmp_path / "sweep")[0] / "checkpoints" / "last.ckpt"
+    evaluated = without_experiment("eval.py", f"ckpt_path={checkpoint}", "hydra.run.dir=eval")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
 
 

@@ -162,7 +162,10 @@ def check_interpolations(cfg: DictConfig) -> None:
         if key == "hydra" or OmegaConf.is_missing(cfg, key):  # Hydra's node resolves inside the job; ??? is checked where used
             continue
         try:  # resolving is the check
-            OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else OmegaConf.select(cfg, str(key))
+            if OmegaConf.is_config(node):
+                OmegaConf.to_container(node, resolve=True)
+            else:
+                OmegaConf.select(cfg, str(key))
         except InterpolationKeyError as error:
             where = str(error.full_key or key)
             raise ConfigError(where, written_value(cfg, where), f"it cannot be resolved: {str(error).splitlines()[0]}") from None

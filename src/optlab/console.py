@@ -301,10 +301,12 @@ def outcome_rows(
     history = read_history(run_dir)
     metric, direction = cfg.optimized_metric, cfg.optimized_direction
     validations = history.stage_records("validate")
-    tested = test if isinstance(test, str) else metric_list({n: v for n, v in test.items() if not is_replica_metric(n)})
-    trained = history.stage_records("train")
-    if tested and not isinstance(test, str) and trained:  # the model as training left it, not best.ckpt's
-        tested = f"{when(trained[-1])} weights: {tested}"
+    if isinstance(test, str):
+        tested = test
+    else:
+        tested = metric_list({name: value for name, value in test.items() if not is_replica_metric(name)})
+        if tested and (trained := history.stage_records("train")):  # the model as training left it, not best.ckpt's
+            tested = f"{when(trained[-1])} weights: {tested}"
     rows: list[tuple[str, str | None]] = [("test", tested)]
     if validations:
         rows.append(("last val", f"{when(validations[-1])}: {metric_list(metrics_of(validations[-1]))}"))

@@ -167,24 +167,35 @@ def rebuild_report(sweep_dir: Path) -> list[Any]:
 LISTED_JOBS = 10  # jobs not ok that the console names; summary.md has them all
 
 
-def stop_joblib_sweep(sweep_dir: Path, signum: int) -> None:
-    """SIGTERM to a sweep on Hydra's joblib launcher, which would end this process alone and leave loky's workers training.
+class StopJoblibJobs(Callback):
+    """SIGTERM to a sweep on Hydra's joblib launcher reaches its running jobs, as on the parallel launcher.
 
-    As the parallel launcher does: each running job gets the signal (it finishes its batch, saves
-    ``last.ckpt`` and records itself interrupted); once they have, the sweep exits as a stopped
-    sweep does (joblib ends its workers) and writes its report on the way out. A second SIGTERM
-    ends it at once.
+    By default it would end the sweep's process alone and leave loky's workers training. Instead
+    each running job gets the signal (it finishes its batch, saves ``last.ckpt`` and records
+    itself interrupted); once they have, the sweep exits as a stopped sweep does (joblib ends its
+    workers, ``SweepReport`` writes the report on the way out). A second SIGTERM ends it at once.
     """
-    signal.signal(signum, signal.SIG_DFL)
-    running = [path.parent for path in sweep_dir.glob(f"*/{CLAIM_FILE}") if claim_state(path.parent) == "running"]
-    running = [run_dir for run_dir in running if not (run_dir / RESULT_FILE).exists()]
-    for run_dir in running:
-        with contextlib.suppress(ProcessLookupError, TypeError, KeyError):
-            os.kill((read_claim(run_dir) or {})["pid"], signum)
-    deadline = time.monotonic() + JOB_STOP_SECONDS
-    while not all((run_dir / RESULT_FILE).exists() for run_dir in running) and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling for the jobs' records, with a deadline
-    raise SystemExit(128 + signum)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "joblib" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+            sweep_dir = Path(config.hydra.sweep.dir)
+            signal.signal(signal.SIGTERM, lambda signum, frame: self.stop(sweep_dir, signum))
+
+    @staticmethod
+    def stop(sweep_dir: Path, signum: int) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        running = [
+            path.parent
+            for path in sweep_dir.glob(f"*/{CLAIM_FILE}")
+            if claim_state(path.parent) == "running" and not (path.parent / RESULT_FILE).exists()
+        ]
+        for run_dir in running:  # claim_state found each claim, naming a live process of this machine
+            with contextlib.suppress(ProcessLookupError):  # it ended since
+                os.kill((read_claim(run_dir) or {})["pid"], signum)
+        deadline = time.monotonic() + JOB_STOP_SECONDS
+        while not all((run_dir / RESULT_FILE).exists() for run_dir in running) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for the jobs' records, with a deadline
+        raise SystemExit(128 + signum)
 
 
 JOB_STOP_SECONDS = 120  # for a running job to finish its batch and save last.ckpt
@@ -207,8 +218,6 @@ class SweepReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._pending = (Path(config.hydra.sweep.dir), config.get("logger"))
         atexit.register(self._report_on_exit)
-        if "joblib" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
-            signal.signal(signal.SIGTERM, lambda signum, frame: stop_joblib_sweep(Path(config.hydra.sweep.dir), signum))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = self._report()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 
 def in_sweep() -> bool:
@@ -22,14 +26,18 @@ def hydra_choices() -> dict[str, str]:
     return {group: str(choice) for group, choice in HydraConfig.get().runtime.choices.items() if choice is not None}
 
 
-def command_line_overrides() -> list[tuple[str, str]]:
-    """``(key, value)`` of each override this job was given (``optimizer=sgd`` -> ``("optimizer", "sgd")``)."""
+def task_overrides() -> list[Override]:
+    """The overrides this job was given (a sweep job's included), parsed; none outside Hydra."""
     if not HydraConfig.initialized():
         return []
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    return [(override.key_or_group, override.input_line.partition("=")[2]) for override in parsed]
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def command_line_overrides() -> list[tuple[str, str]]:
+    """``(key, value)`` of each override this job was given (``optimizer=sgd`` -> ``("optimizer", "sgd")``)."""
+    return [(override.key_or_group, override.input_line.partition("=")[2]) for override in task_overrides()]
 
 
 def resume_command(checkpoint: Path) -> str:
@@ -38,13 +46,8 @@ def resume_command(checkpoint: Path) -> str:
     The job's own overrides (a sweep job's included), so the resumed run trains what this one did;
     Hydra's (``hydra.run.dir``, the launcher) are left out: the resumed run gets a directory of its own.
     """
-    script, overrides = "train.py", []
-    if HydraConfig.initialized():
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        script = f"{HydraConfig.get().job.name}.py"
-        parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-        overrides = [override.input_line for override in parsed if override.key_or_group != "ckpt_path"]
+    script = f"{HydraConfig.get().job.name}.py" if HydraConfig.initialized() else "train.py"
+    overrides = [override.input_line for override in task_overrides() if override.key_or_group != "ckpt_path"]
     return shlex.join(["python", script, *overrides, f"ckpt_path={checkpoint}"])
 
 

@@ -176,9 +176,9 @@ def read_run(run_dir: Path) -> list[Job]:
     try:
         overrides = read_overrides(run_dir)
     except UnreadableFile:
-        replica_dirs = []  # one job, reported unreadable
+        return [read_job(run_dir)]  # one job, reported unreadable with the file and why
     if not replica_dirs:
-        return [read_job(run_dir)]
+        return [read_job(run_dir, overrides=overrides)]
     jobs = []
     for replica_dir in replica_dirs:
         seed = json.loads((replica_dir / REPLICA_FILE).read_text())["seed"]
