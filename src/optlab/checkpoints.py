@@ -26,15 +26,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from optlab.errors import ConfigError
+from optlab.errors import ConfigError, first_line
 
 EXAMPLE = "e.g. logs/runs/<run>/checkpoints/last.ckpt"
 ZIP_START, PICKLE_START = b"PK\x03\x04", b"\x80"  # torch.save's zip format; the legacy pickle format
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def hydra_partial_class() -> type:

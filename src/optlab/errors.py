@@ -13,6 +13,12 @@ import signal
 from typing import Any
 
 
+def first_line(error: BaseException) -> str:
+    """``ParserError: while parsing a block mapping``: what went wrong with a file, for a one-line message."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
 class UserError(Exception):
     """A problem with the input (config, files, data), not a bug: the message says what to change."""
 

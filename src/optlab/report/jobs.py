@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import ListConfig, OmegaConf
 
+from optlab.errors import first_line
 from optlab.history import History, read_history, shown_by_default
 from optlab.replicas.records import REPLICA_FILE, REPLICA_PREFIX
 from optlab.results import UnreadableFile, read_result
@@ -119,8 +120,7 @@ def read_overrides(run_dir: Path) -> dict[str, str]:
     try:
         items = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
     except Exception as error:  # noqa: BLE001  (yaml's parser errors, a directory, bytes that are not text)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UnreadableFile(f".hydra/overrides.yaml cannot be read ({reason})") from None
+        raise UnreadableFile(f".hydra/overrides.yaml cannot be read ({first_line(error)})") from None
     if not isinstance(items, ListConfig):
         raise UnreadableFile(".hydra/overrides.yaml holds no list of overrides")
     return dict(parse_override(str(item)) for item in items)
